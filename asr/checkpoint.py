@@ -1,0 +1,121 @@
+"""Model files and training checkpoints: atomic writes, self-contained, ``weights_only`` loadable.
+
+A *model file* is a plain dict: format tag, model config, tokenizer, weights (CMVN included).
+A *training checkpoint* is a model file plus optimizer, scheduler, sampler and RNG state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig, from_dict, to_dict
+from .model import CTCModel
+from .tokenizer import tokenizer_from_dict
+
+__all__ = [
+    "MODEL_FORMAT",
+    "CheckpointError",
+    "save_atomic",
+    "load_file",
+    "model_package",
+    "model_from_package",
+    "load_model",
+    "list_checkpoints",
+    "average_checkpoints",
+]
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "asr-ctc-model/1"
+
+
+class CheckpointError(ValueError):
+    """A model or checkpoint file that is missing, corrupt or of another format."""
+
+
+def save_atomic(obj: dict, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_file(path: str | Path) -> dict:
+    """``torch.load(weights_only=True)`` with one clear error for any unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path}: not an asr model file (expected format {MODEL_FORMAT!r})")
+    return obj
+
+
+def model_package(model: CTCModel, tokenizer) -> dict:
+    """Everything needed to run ``model`` elsewhere, as a ``weights_only``-safe dict."""
+    return {
+        "format": MODEL_FORMAT,
+        "model_config": to_dict(model.cfg),
+        "tokenizer": tokenizer.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+
+
+def model_from_package(package: dict):
+    """(model in eval mode, tokenizer) from a ``model_package`` dict."""
+    cfg = from_dict(ModelConfig, package["model_config"])
+    tokenizer = tokenizer_from_dict(package["tokenizer"])
+    model = CTCModel(cfg, len(tokenizer.units))
+    model.load_state_dict(package["state_dict"])
+    return model.eval(), tokenizer
+
+
+def load_model(path: str | Path):
+    """(model, tokenizer) from a model file or a training checkpoint."""
+    package = load_file(path)
+    try:
+        return model_from_package(package)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{path}: incompatible model file ({str(err).splitlines()[0]})") from None
+
+
+def list_checkpoints(exp_dir: str | Path, pattern: str = "epoch-*.pt") -> list[Path]:
+    """Checkpoints in ``exp_dir/checkpoints`` matching ``pattern``, oldest first."""
+    return sorted(Path(exp_dir, "checkpoints").glob(pattern))
+
+
+def average_checkpoints(paths: list[Path]) -> dict:
+    """Model package whose floating-point weights are the mean over ``paths``."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    packages = [load_file(p) for p in paths]
+    first = packages[0]
+    averaged = {}
+    for key, value in first["state_dict"].items():
+        if value.is_floating_point():
+            averaged[key] = sum(p["state_dict"][key].double() for p in packages).div(len(packages)).to(value.dtype)
+        else:
+            averaged[key] = value
+    log.info("averaged %d checkpoints: %s", len(paths), ", ".join(p.name for p in paths))
+    return {"format": MODEL_FORMAT, "model_config": first["model_config"], "tokenizer": first["tokenizer"],
+            "state_dict": averaged}

@@ -1,0 +1,164 @@
+"""Typed configuration: one dataclass per component, YAML files hold values only.
+
+Every default lives here and only here. ``load_config`` reads a YAML file of values and
+applies ``dotted.key=value`` overrides; an unknown key fails at once with its full name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "FeatureConfig",
+    "SpecAugmentConfig",
+    "SubsamplingConfig",
+    "EncoderConfig",
+    "ModelConfig",
+    "TokenizerConfig",
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "from_dict",
+    "to_dict",
+    "load_config",
+]
+
+
+@dataclass
+class FeatureConfig:
+    sample_rate: int = 16000  # Hz; audio at other rates is resampled to this
+    num_mels: int = 80  # log-mel filterbank channels
+    win_ms: float = 25.0  # analysis window length
+    hop_ms: float = 10.0  # frame shift
+
+
+@dataclass
+class SpecAugmentConfig:
+    freq_masks: int = 2  # frequency masks per utterance
+    freq_width: int = 15  # widest frequency mask, in mel bins
+    time_masks: int = 2  # time masks per utterance
+    time_width: int = 40  # widest time mask, in frames
+    time_max_ratio: float = 0.2  # a time mask never covers more than this fraction of an utterance
+
+
+@dataclass
+class SubsamplingConfig:
+    kind: str = "stack"  # "stack" (concatenate frames) or "conv" (strided 1-D convolution)
+    factor: int = 3  # frame-rate reduction, 1 to 4
+    conv_channels: int = 256  # output channels of the conv subsampling
+
+
+@dataclass
+class EncoderConfig:
+    cell: str = "lstm"  # "lstm", "gru" or "rnn" (vanilla tanh, the ungated baseline)
+    num_layers: int = 3  # stacked recurrent layers
+    hidden_size: int = 256  # units per direction
+    bidirectional: bool = True  # add a backward direction to every layer
+    projection_size: int = 0  # linear projection after each layer; 0 = none
+    dropout: float = 0.2  # dropout after each layer (training only)
+
+
+@dataclass
+class ModelConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)  # log-mel frontend
+    specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training-time masking
+    subsampling: SubsamplingConfig = field(default_factory=SubsamplingConfig)  # frame-rate reduction
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # recurrent stack
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = "char"  # "char" (letters, "|" between words) or "bpe" (sentencepiece)
+    vocab_size: int = 256  # sentencepiece vocabulary size (bpe only)
+
+
+@dataclass
+class DataConfig:
+    max_duration: float = 120.0  # seconds of audio per training batch
+    num_buckets: int = 8  # duration buckets of the sampler
+    max_utt_duration: float = 30.0  # longer training utterances are dropped (and counted)
+    cmvn_max_utts: int = 2000  # utterances used to estimate global CMVN
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    weight_decay: float = 1e-2  # AdamW decoupled weight decay
+    warmup_steps: int = 200  # linear warm-up from 0 to lr
+    hold_fraction: float = 0.3  # keep the peak until this fraction of all steps (CTC blank plateau)
+    final_lr_ratio: float = 0.02  # cosine decay ends at lr * this
+    grad_clip: float = 5.0  # max global gradient norm
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)  # architecture and frontend
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # output units
+    data: DataConfig = field(default_factory=DataConfig)  # batching
+    optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
+    epochs: int = 40  # passes over the training set
+    seed: int = 0  # seeds python, numpy, torch and the sampler
+    keep_last: int = 5  # epoch checkpoints kept on disk
+    save_every_steps: int = 0  # extra mid-epoch checkpoint interval; 0 = epoch ends only
+    max_steps: int = 0  # stop after this many optimiser steps (0 = no limit); resumable
+    num_threads: int = 0  # torch intra-op threads; 0 = all cores
+    log_every: int = 50  # steps between log lines
+
+
+def to_dict(cfg: Any) -> dict:
+    """Dataclass -> plain nested dict (YAML / torch.save friendly)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, values: dict, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict; unknown keys raise ``ValueError``."""
+    if not isinstance(values, dict):
+        raise ValueError(f"config {prefix or '<root>'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"unknown config key '{prefix}{key}'")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value or {}, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(hint, value, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, name: str) -> Any:
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ValueError(f"config {name}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = TrainConfig):
+    """Read a YAML file of values (or none) and apply ``a.b=value`` overrides."""
+    values: dict = {}
+    if path is not None:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override '{item}': expected key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(values, key.strip(), yaml.safe_load(raw))
+    return from_dict(cls, values)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# AN4 recipe: 3x256 BiLSTM-CTC on characters, end to end on a CPU.
+#
+# Stages (each one `asr` command; --stage N --stop-stage M runs a range):
+#   0 download  -> downloads/an4/{etc,wav}         (skipped when --data-dir is given)
+#   1 prepare   an4/etc + an4/wav -> data/manifests/an4_cuts_{train,dev,test}.jsonl.gz, text_*
+#   2 train     manifests + $config -> $exp_dir/checkpoints/epoch-*.pt, log.csv (resumes if killed)
+#   3 average   last $avg epoch checkpoints -> $exp_dir/model.pt
+#   4 decode    model.pt + test cuts -> $exp_dir/decode/hyp-test-{greedy,beam}.{txt,jsonl}
+#   5 score     hypotheses vs text_test -> $exp_dir/decode/wer-summary.txt, errs-*.txt
+#
+# Data: --data-dir DIR (or $AN4_DIR) points at an existing AN4 tree holding etc/ and wav/
+# (WAV or NIST SPHERE files); without it stage 0 downloads the CMU tarball (64 MB).
+# Outputs (downloads/, data/, exp/) go to the current directory: run it from recipes/an4.
+set -euo pipefail
+recipe_dir=$(cd "$(dirname "$0")" && pwd)
+
+stage=0
+stop_stage=5
+data_dir=${AN4_DIR:-}
+config=$recipe_dir/../../conf/an4.yaml
+exp_dir=exp
+avg=5
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --stage) stage=$2 ;;
+    --stop-stage) stop_stage=$2 ;;
+    --data-dir) data_dir=$2 ;;
+    --config) config=$2 ;;
+    --exp-dir) exp_dir=$2 ;;
+    --avg) avg=$2 ;;
+    *) echo "$0: unknown option $1 (known: --stage --stop-stage --data-dir --config --exp-dir --avg)" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
+manifests=data/manifests
+
+if [ -z "$data_dir" ]; then
+  data_dir=downloads/an4
+  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    log "Stage 0: download AN4 into downloads/"
+    asr download an4 downloads
+  fi
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log "Stage 1: prepare manifests from $data_dir"
+  [ -f $manifests/.done ] || { asr prepare an4 "$data_dir" $manifests && touch $manifests/.done; }
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "Stage 2: train with $config into $exp_dir"
+  asr train --config "$config" --train $manifests/an4_cuts_train.jsonl.gz \
+    --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$exp_dir"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "Stage 3: average the last $avg epoch checkpoints"
+  asr average "$exp_dir" --last "$avg" --out "$exp_dir/model.pt"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "Stage 4: decode test (greedy and beam)"
+  asr decode "$exp_dir/model.pt" $manifests/an4_cuts_test.jsonl.gz --name test \
+    --method greedy beam --out-dir "$exp_dir/decode"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Stage 5: score"
+  asr score --ref $manifests/text_test --out-dir "$exp_dir/decode" \
+    --hyp "$exp_dir/decode/hyp-test-greedy.txt" "$exp_dir/decode/hyp-test-beam.txt"
+fi

@@ -1,0 +1,37 @@
+"""Shared fixtures: where the real corpora are, and small AN4 manifests built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("ASR_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+def corpus_dir(name: str) -> Path:
+    """``DATA_ROOT/name``; skipped when absent, a failure under CI=true."""
+    path = DATA_ROOT / name
+    if not path.is_dir():
+        message = f"corpus {name!r} not found at {path} (set ASR_TEST_DATA)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def an4_dir() -> Path:
+    return corpus_dir("an4")
+
+
+@pytest.fixture(scope="session")
+def an4_manifests(an4_dir, tmp_path_factory) -> Path:
+    """Full AN4 preparation (train/dev/test cut manifests), done once per test session."""
+    from asr.corpora.an4 import prepare_an4
+
+    out = tmp_path_factory.mktemp("an4_manifests")
+    prepare_an4(an4_dir, out)
+    return out

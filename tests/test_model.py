@@ -1,0 +1,116 @@
+"""Encoder and model: shapes, gradients, and independence from batch padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
+from asr.encoder import build_encoder, reverse_padded
+from asr.model import CTCModel
+
+CELLS = ["lstm", "gru", "rnn"]
+DIRECTIONS = [True, False]
+SUBSAMPLING = [("stack", 1), ("stack", 2), ("stack", 4), ("conv", 2), ("conv", 4)]
+
+
+def _model(cell: str, bidirectional: bool, kind: str, factor: int, projection: int = 0) -> CTCModel:
+    cfg = ModelConfig(
+        subsampling=SubsamplingConfig(kind=kind, factor=factor, conv_channels=32),
+        encoder=EncoderConfig(cell=cell, num_layers=2, hidden_size=24, bidirectional=bidirectional,
+                              projection_size=projection, dropout=0.1),
+    )
+    return CTCModel(cfg, vocab_size=11)
+
+
+@pytest.mark.parametrize("kind,factor", SUBSAMPLING)
+@pytest.mark.parametrize("bidirectional", DIRECTIONS, ids=["bi", "uni"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_backward_shapes(cell, bidirectional, kind, factor):
+    torch.manual_seed(0)
+    model = _model(cell, bidirectional, kind, factor).train()
+    feat_lens = torch.tensor([17, 9, 1])  # odd T, heavy padding, a one-frame utterance
+    feats = torch.randn(3, 17, 80)
+    log_probs, out_lens = model(feats, feat_lens)
+    assert out_lens.tolist() == [17 // factor, 9 // factor, 1 // factor]
+    assert out_lens.dtype == torch.int64
+    assert log_probs.shape == (3, 17 // factor, 11)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, 17 // factor), atol=1e-5)
+    log_probs[0, : out_lens[0]].sum().backward()
+    grads = [p.grad for p in model.encoder.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("kind,factor", SUBSAMPLING)
+@pytest.mark.parametrize("bidirectional", DIRECTIONS, ids=["bi", "uni"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_output_independent_of_batch_padding(cell, bidirectional, kind, factor):
+    """An utterance alone and inside a padded batch gives the same log-probs (to 1e-5)."""
+    torch.manual_seed(1)
+    model = _model(cell, bidirectional, kind, factor, projection=16).eval()
+    lens = torch.tensor([23, 40, 7])
+    feats = torch.randn(3, 40, 80) * 3 + 1
+    feats = feats.masked_fill(torch.arange(40)[None, :, None] >= lens[:, None, None], 5.0)  # junk padding
+    with torch.no_grad():
+        batch_lp, batch_lens = model(feats, lens)
+        for i in range(3):
+            alone_lp, alone_lens = model(feats[i : i + 1, : lens[i]], lens[i : i + 1])
+            assert alone_lens[0] == batch_lens[i]
+            n = int(alone_lens[0])
+            torch.testing.assert_close(batch_lp[i, :n], alone_lp[0, :n], atol=1e-5, rtol=0)
+
+
+def test_padding_dependence_of_plain_bidirectional_lstm_is_real():
+    """The trap the encoder avoids: a plain padded nn.LSTM(bidirectional) changes with padding."""
+    torch.manual_seed(2)
+    lstm = torch.nn.LSTM(8, 8, batch_first=True, bidirectional=True)
+    x = torch.randn(1, 10, 8)
+    padded = torch.cat([x, torch.zeros(1, 30, 8)], dim=1)
+    with torch.no_grad():
+        diff = (lstm(x)[0] - lstm(padded)[0][:, :10]).abs().max()
+    assert diff > 1e-3
+
+
+def test_reverse_padded_reverses_valid_frames_only():
+    x = torch.arange(12.0).reshape(2, 6, 1)
+    lens = torch.tensor([4, 6])
+    out = reverse_padded(x, lens)
+    assert out[0, :, 0].tolist() == [3, 2, 1, 0, 4, 5]
+    assert out[1, :, 0].tolist() == [11, 10, 9, 8, 7, 6]
+    assert torch.equal(reverse_padded(out, lens), x)
+
+
+def test_encoder_zeroes_padding_frames():
+    encoder = build_encoder(EncoderConfig(num_layers=1, hidden_size=8), input_dim=5).eval()
+    out, lens = encoder(torch.randn(2, 9, 5), torch.tensor([9, 4]))
+    assert out.shape == (2, 9, 16)
+    assert out[1, 4:].abs().sum() == 0
+    assert out[1, :4].abs().sum() > 0
+
+
+def test_dropout_only_in_training():
+    model = _model("lstm", True, "stack", 2)
+    feats, lens = torch.randn(2, 20, 80), torch.tensor([20, 15])
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(feats, lens)[0], model(feats, lens)[0])
+    model.train()
+    with torch.no_grad():
+        assert not torch.equal(model(feats, lens)[0], model(feats, lens)[0])
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [("cell", "ru", "encoder.cell"), ("num_layers", 0, "encoder.num_layers")],
+)
+def test_bad_encoder_config_raises(field, value, message):
+    cfg = EncoderConfig(**{field: value})
+    with pytest.raises(ValueError, match=message):
+        build_encoder(cfg, 10)
+
+
+@pytest.mark.parametrize("kind,factor", [("stack", 0), ("stack", 5), ("pool", 2)])
+def test_bad_subsampling_raises(kind, factor):
+    with pytest.raises(ValueError, match="subsampling"):
+        CTCModel(ModelConfig(subsampling=SubsamplingConfig(kind=kind, factor=factor)), 5)
