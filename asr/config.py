@@ -137,6 +137,11 @@ def from_dict(cls: type, values: dict, prefix: str = "") -> Any:
 def _coerce(hint: Any, value: Any, name: str) -> Any:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"config {name}: expected float, got {value!r}") from None
     if hint in (int, float, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise ValueError(f"config {name}: expected {hint.__name__}, got {value!r}")
@@ -145,8 +150,12 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree.setdefault(part, {})
+    for i, part in enumerate(parents):
+        if tree.get(part) is None:
+            tree[part] = {}
+        tree = tree[part]
+        if not isinstance(tree, dict):
+            raise ValueError(f"override '{dotted}': '{'.'.join(parents[: i + 1])}' is not a section")
     tree[leaf] = value
 
 

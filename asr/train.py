@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import random
+import resource
 import time
 from pathlib import Path
 
@@ -261,6 +262,7 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
             "train_loss": f"{loss_sum / max(frames, 1):.4f}", "dev_loss": f"{metrics['loss']:.4f}",
             "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
             "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{audio / elapsed:.1f}", "skipped_utts": skipped,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         }
         log.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
         with open(csv_path, "a", newline="") as f:

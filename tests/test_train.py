@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -103,3 +107,39 @@ def test_overfits_twenty_real_utterances(small_sets, tmp_path):
         rows = list(csv.DictReader(f))
     assert float(rows[0]["dev_cer"]) > 50
     assert float(rows[-1]["dev_cer"]) < 5.0, rows[-1]
+
+
+def test_sigkill_at_any_moment_then_resume_reaches_the_same_weights(small_sets, tmp_path):
+    """A real `asr train` process killed with SIGKILL mid-run resumes to the uninterrupted result."""
+    cuts = small_sets / "cuts12.jsonl.gz"
+    overrides = TINY + ["epochs=3", "save_every_steps=1"]
+    reference = train(load_config(None, overrides), cuts, cuts, tmp_path / "ref")
+
+    exp = tmp_path / "killed"
+    command = [sys.executable, "-m", "asr.cli", "train", "--train", str(cuts), "--dev", str(cuts),
+               "--exp-dir", str(exp), *overrides]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(exp.glob("checkpoints/step-0000000[3-9].pt")) and process.poll() is None:
+        assert time.time() < deadline, "training never wrote its third checkpoint"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed = train(load_config(None, overrides), cuts, cuts, exp)
+    for key, value in _weights(reference).items():
+        assert torch.equal(value, _weights(resumed)[key]), key
+
+
+def test_bpe_units_train_and_beam_decode(small_sets, tmp_path):
+    from asr.checkpoint import load_model
+    from asr.decode import decode_cuts
+
+    cuts = small_sets / "cuts12.jsonl.gz"
+    last = train(load_config(None, TINY + ["epochs=1", "tokenizer.kind=bpe", "tokenizer.vocab_size=30"]),
+                 cuts, cuts, tmp_path)
+    model, tokenizer = load_model(last)
+    assert tokenizer.kind == "bpe" and len(tokenizer.units) == 31
+    results = list(decode_cuts(model, tokenizer, load_cuts(cuts), "beam", beam_size=4))
+    assert len(results) == 12
+    assert all(isinstance(hyp.text, str) for _, _, hyp in results)
