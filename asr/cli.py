@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -44,13 +45,52 @@ def _decode(args) -> None:
     from .checkpoint import load_model
     from .data import load_cuts
     from .decode import decode_cuts, write_hypotheses
+    from .tune import beam_lm_options, default_params_path
 
     model, tokenizer = load_model(args.model)
     cuts = load_cuts(args.cuts)
+    given = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, nbest=args.nbest)
     for method in args.method:
-        results = list(decode_cuts(model, tokenizer, cuts, method, args.beam_size, args.max_duration))
+        options = {k: v for k, v in given.items() if v is not None}
+        if method == "beam-lm":
+            lm_given = dict(lm=args.lm, lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score)
+            options = beam_lm_options(args.lm_params or default_params_path(args.model), {**given, **lm_given},
+                                      explicit=args.lm_params is not None)
+        workers = args.num_workers if method != "greedy" else 0
+        results = list(decode_cuts(model, tokenizer, cuts, "greedy" if method == "greedy" else "beam",
+                                   max_duration=args.max_duration, num_workers=workers, **options))
         path = write_hypotheses(results, args.out_dir, f"{args.name}-{method}")
         log.info("wrote %s", path)
+
+
+def _lm(args) -> None:
+    if args.lm_command == "build":
+        from .lm import build_lm
+
+        tokenizer = None
+        if args.units_of is not None:
+            from .checkpoint import load_model
+
+            tokenizer = load_model(args.units_of)[1]
+        build_lm(args.text, args.out, args.order, args.prune_singletons, args.kaldi, tokenizer)
+    else:
+        from .checkpoint import load_model
+        from .lexicon import lexicon_from_words
+
+        lexicon_from_words(load_model(args.model)[1], args.out, args.lm, args.text, args.kaldi)
+
+
+def _tune(args) -> None:
+    from .checkpoint import load_model
+    from .data import load_cuts
+    from .tune import default_params_path, search_points, tune, write_lm_params
+
+    model, tokenizer = load_model(args.model)
+    points = search_points(args.search, tuple(args.lm_weight_range), tuple(args.word_score_range), args.points,
+                           args.trials, args.seed)
+    params = tune(model, tokenizer, load_cuts(args.cuts), args.lm, args.lexicon, points, args.beam_size,
+                  args.beam_threshold, args.num_workers, args.max_duration)
+    log.info("wrote %s", write_lm_params(params, args.out or default_params_path(args.model)))
 
 
 def _score(args) -> None:
@@ -58,6 +98,29 @@ def _score(args) -> None:
 
     for line in score_files(args.ref, args.hyp, args.out_dir, tuple(args.units)):
         print(line)
+
+
+def _transcribe(args) -> None:
+    from .segment import SegmentConfig
+    from .transcribe import transcribe
+
+    options = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, nbest=args.nbest, lm=args.lm,
+                   lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score)
+    given = dict(batch_size=args.batch_size, threads=args.threads, channel=args.channel)
+    segment = SegmentConfig() if args.max_segment is None else SegmentConfig(max_segment=args.max_segment)
+    summary = transcribe(args.model, args.audio, args.list, args.format, args.output_dir, args.method, options,
+                         args.lm_params, segment=segment, progress=args.progress,
+                         on_error=lambda line: print(f"asr transcribe: error: {line}", file=sys.stderr, flush=True),
+                         **{k: v for k, v in given.items() if v is not None})
+    print(f"asr transcribe: {summary.line()}", file=sys.stderr)
+    if summary.failed:
+        raise ValueError(f"{len(summary.failed)} input(s) failed, see above")
+
+
+def _export(args) -> None:
+    from .export import export_model
+
+    export_model(args.model, args.out)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -96,10 +159,61 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("cuts", type=Path)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--name", default="test", help="set name used in output file names")
-    p.add_argument("--method", nargs="+", choices=["greedy", "beam"], default=["greedy"])
-    p.add_argument("--beam-size", type=int, default=16)
+    p.add_argument("--method", nargs="+", choices=["greedy", "beam", "beam-lm"], default=["greedy"],
+                   help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon")
+    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16, or tuned)")
+    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+    p.add_argument("--nbest", type=int, help="hypotheses per utterance in the JSON output (default 1)")
+    p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
+                   "--lexicon, the model's units")
+    p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
+    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight")
+    p.add_argument("--word-score", type=float, help="beam-lm: score added per word (lexicon search only)")
+    p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
+                   "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
+    p.add_argument("--num-workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes for the beam search (0: none; default: %(default)s)")
     p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
     p.set_defaults(func=_decode)
+
+    p = sub.add_parser("lm", help="n-gram language models and lexicons for beam-lm decoding")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
+    q = lm_sub.add_parser("build", help="interpolated modified Kneser-Ney n-gram -> ARPA")
+    q.add_argument("--order", type=int, default=3)
+    q.add_argument("--text", type=Path, required=True, help="one sentence per line (.gz allowed)")
+    q.add_argument("--out", type=Path, required=True, help="ARPA file to write")
+    q.add_argument("--prune-singletons", action="store_true", help="drop n-grams (order >= 2) seen once")
+    q.add_argument("--kaldi", action="store_true", help="TEXT is Kaldi text: drop each line's first field")
+    q.add_argument("--units-of", type=Path, metavar="MODEL", help="spell the text in MODEL's units: an LM "
+                   "for lexicon-free beam-lm decoding")
+    q.set_defaults(func=_lm)
+    q = lm_sub.add_parser("lexicon", help="spell the words of an LM or text in a model's units")
+    q.add_argument("model", type=Path)
+    q.add_argument("--out", type=Path, required=True, help="lexicon file; unspellable words go to "
+                   "OUT with suffix .unspellable.txt")
+    source = q.add_mutually_exclusive_group(required=True)
+    source.add_argument("--lm", type=Path, help="take the words from this ARPA file's unigrams")
+    source.add_argument("--text", type=Path, help="take the words from this text file")
+    q.add_argument("--kaldi", action="store_true", help="TEXT is Kaldi text: drop each line's first field")
+    q.set_defaults(func=_lm)
+
+    p = sub.add_parser("tune", help="search LM weight and word score on a dev set; writes lm-params.yaml")
+    p.add_argument("model", type=Path)
+    p.add_argument("cuts", type=Path, help="dev cut manifest")
+    p.add_argument("--lm", type=Path, required=True)
+    p.add_argument("--lexicon", type=Path, help="omit for lexicon-free search with a unit LM")
+    p.add_argument("--search", choices=["grid", "random"], default="grid")
+    p.add_argument("--lm-weight-range", type=float, nargs=2, default=[0.0, 3.0], metavar=("LO", "HI"))
+    p.add_argument("--word-score-range", type=float, nargs=2, default=[-2.0, 4.0], metavar=("LO", "HI"))
+    p.add_argument("--points", type=int, default=13, help="grid: values per axis")
+    p.add_argument("--trials", type=int, default=60, help="random: points drawn")
+    p.add_argument("--seed", type=int, default=0, help="random: seed")
+    p.add_argument("--beam-size", "--beam", type=int, default=50)
+    p.add_argument("--beam-threshold", type=float, default=25.0)
+    p.add_argument("--num-workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
+    p.add_argument("--out", type=Path, help="default: lm-params.yaml next to MODEL, read by 'asr decode'")
+    p.set_defaults(func=_tune)
 
     p = sub.add_parser("score", help="WER/CER of hypotheses against references")
     p.add_argument("--ref", type=Path, required=True, help="Kaldi text, trn or JSONL")
@@ -107,6 +221,41 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--units", nargs="+", choices=["word", "char"], default=["word", "char"])
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("transcribe", help="transcribe audio files of any format, rate and length; text to stdout")
+    p.add_argument("model", type=Path)
+    p.add_argument("audio", nargs="*", help="audio files, directories (searched recursively) or glob patterns")
+    p.add_argument("--list", type=Path, help="file with one more input per line")
+    p.add_argument("--format", "-f", nargs="+", choices=["txt", "json", "srt", "vtt"], default=["txt"],
+                   help="txt goes to stdout (PATH<TAB>TEXT per file when there are several) unless --output-dir is "
+                   "given; the others are written next to each input or into --output-dir")
+    p.add_argument("--output-dir", "-o", type=Path, help="write NAME.FORMAT files here (directory inputs keep "
+                   "their tree)")
+    p.add_argument("--method", choices=["greedy", "beam", "beam-lm"], default="greedy",
+                   help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr decode')")
+    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16, or tuned)")
+    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+    p.add_argument("--nbest", type=int, help="hypotheses per segment in the JSON output (default 1)")
+    p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
+                   "--lexicon, the model's units")
+    p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
+    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight")
+    p.add_argument("--word-score", type=float, help="beam-lm: score added per word (lexicon search only)")
+    p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
+                   "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
+    p.add_argument("--channel", type=int, help="transcribe this channel (0-based) instead of the average of all")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--batch-size", type=int, help="segments per forward pass (default 16)")
+    p.add_argument("--max-segment", type=float, help="longer files are split on silence into segments of at most "
+                   "this many seconds (default 30)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: on a terminal only)")
+    p.set_defaults(func=_transcribe)
+
+    p = sub.add_parser("export", help="write a TorchScript model that runs without this package")
+    p.add_argument("model", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="TorchScript file (e.g. model.ts)")
+    p.set_defaults(func=_export)
     return parser
 
 

@@ -1,4 +1,9 @@
-"""WER/CER scoring: transcript reading, jiwer alignments, sclite/icefall-style reports."""
+"""WER/CER/PER scoring with sclite's alignment: transcript reading, speakers, errs reports, files.
+
+Counts (Corr/Sub/Del/Ins per utterance, speaker and overall) are those of ``sctk sclite`` on
+the same (normalised) inputs: see :mod:`asr.score_align`. Reports beyond the errs file are in
+:mod:`asr.score_report`, significance tests in :mod:`asr.score_stats`.
+"""
 
 import json
 import logging
@@ -7,17 +12,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jiwer
+from .score_align import align_batch
+from .score_text import Normalizer
 
-__all__ = ["UttResult", "ScoreResult", "read_transcripts", "score", "write_report", "score_files"]
+__all__ = ["UNITS", "UttResult", "ScoreResult", "read_transcripts", "read_utt2spk", "sclite_speaker", "score",
+           "write_report", "score_files"]
 
 logger = logging.getLogger(__name__)
 
-UNITS = ("word", "char")
+UNITS = ("word", "char", "phone")
+RATE_NAMES = {"word": "WER", "char": "CER", "phone": "PER"}
 _JSON_SUFFIXES = {".jsonl", ".json"}
 _STRIP_SUFFIXES = {".txt", ".text", ".trn", ".jsonl", ".json"}
 _TRN_LINE = re.compile(r"^(.*?)\s*\(([^()\s]+)\)$")
-_CHUNK_OPS = {"equal": "C", "substitute": "S", "delete": "D", "insert": "I"}
 
 Op = tuple[str, str | None, str | None]
 
@@ -33,6 +40,7 @@ class UttResult:
     ref: list[str]
     hyp: list[str]
     ops: list[Op]
+    spk: str = ""
 
     corr: int = field(init=False)
     sub: int = field(init=False)
@@ -55,11 +63,15 @@ def _total(attr: str) -> property:
 
 @dataclass
 class ScoreResult:
-    """Scores of a hypothesis set; ``missing`` lists reference ids without a hypothesis."""
+    """Scores of a hypothesis set; ``missing`` lists reference ids without a hypothesis.
+
+    ``normalization`` records the text normalisation applied (:meth:`Normalizer.describe`).
+    """
 
     unit: str
     utts: list[UttResult]
     missing: list[str]
+    normalization: dict[str, object] = field(default_factory=dict)
 
     @property
     def num_sents(self) -> int:
@@ -89,11 +101,24 @@ class ScoreResult:
     def sent_errors(self) -> int:
         return sum(1 for u in self.utts if u.errors)
 
+    @property
+    def rate_name(self) -> str:
+        """``WER``, ``CER`` or ``PER``."""
+        return RATE_NAMES[self.unit]
+
     def summary_line(self) -> str:
         """Kaldi/icefall summary, e.g. ``%WER 9.81 [ 76 / 775, 4 ins, 19 del, 53 sub ]``."""
-        name = "%WER" if self.unit == "word" else "%CER"
-        return (f"{name} {self.err_rate:.2f} [ {self.errors} / {self.num_ref}, "
+        return (f"%{self.rate_name} {self.err_rate:.2f} [ {self.errors} / {self.num_ref}, "
                 f"{self.ins} ins, {self.dele} del, {self.sub} sub ]")
+
+    def by_speaker(self) -> dict[str, "ScoreResult"]:
+        """One result per speaker, in speaker order (``missing`` restricted to the speaker)."""
+        groups: dict[str, list[UttResult]] = {}
+        for utt in self.utts:
+            groups.setdefault(utt.spk, []).append(utt)
+        missing = set(self.missing)
+        return {spk: ScoreResult(self.unit, utts, [u.id for u in utts if u.id in missing], self.normalization)
+                for spk, utts in sorted(groups.items())}
 
 
 def _parse_json(line: str, where: str) -> tuple[str, str]:
@@ -145,48 +170,95 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
     return out
 
 
-def _tokens(text: str, unit: str) -> list[str]:
-    return text.split() if unit == "word" else list("".join(text.split()))
+def read_utt2spk(path: str | Path) -> dict[str, str]:
+    """Read a Kaldi ``utt2spk`` file (``uttid speaker`` per line; blank lines skipped).
+
+    Raises:
+        ValueError: ``FILE:LINE: ...`` on a line without exactly two fields or a duplicate id.
+    """
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            where = f"{path}:{lineno}"
+            if len(fields) != 2:
+                raise ValueError(f"{where}: expected 'uttid speaker'")
+            if fields[0] in out:
+                raise ValueError(f"{where}: duplicate utterance id '{fields[0]}'")
+            out[fields[0]] = fields[1]
+    return out
 
 
-def _align(ref: list[str], hyp: list[str], unit: str) -> list[Op]:
-    if not ref or not hyp:
-        return [("D", r, None) for r in ref] + [("I", None, h) for h in hyp]
-    if unit == "word":
-        out = jiwer.process_words(" ".join(ref), " ".join(hyp))
-    else:
-        out = jiwer.process_characters("".join(ref), "".join(hyp))
+def sclite_speaker(utt_id: str) -> str:
+    """The speaker sclite reads from a trn id (``-i rm``): the part before the first ``-``, else
+    before the first ``_``, else (where sclite reports an error) the whole id."""
+    for sep in "-_":
+        if sep in utt_id:
+            return utt_id.split(sep, 1)[0]
+    return utt_id
+
+
+def _tokens(text: str, unit: str, normalizer: Normalizer, utt_id: str) -> list[str]:
+    try:
+        words = normalizer.words(text)
+    except ValueError as e:
+        raise ValueError(f"utterance '{utt_id}': {e}") from None
+    return list("".join(words)) if unit == "char" else words
+
+
+def _ops(ref: list[str], hyp: list[str], codes: str) -> list[Op]:
     ops: list[Op] = []
-    for c in out.alignments[0]:
-        op = _CHUNK_OPS[c.type]
-        n = max(c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx)
-        for k in range(n):
-            r = ref[c.ref_start_idx + k] if op != "I" else None
-            h = hyp[c.hyp_start_idx + k] if op != "D" else None
-            ops.append((op, r, h))
+    i = j = 0
+    for c in codes:
+        if c == "D":
+            ops.append(("D", ref[i], None))
+            i += 1
+        elif c == "I":
+            ops.append(("I", None, hyp[j]))
+            j += 1
+        else:
+            ops.append((c, ref[i], hyp[j]))
+            i += 1
+            j += 1
     return ops
 
 
-def score(refs: dict[str, str], hyps: dict[str, str], unit: str = "word") -> ScoreResult:
-    """Align every reference with its hypothesis (missing hypotheses count as empty).
+def score(refs: dict[str, str], hyps: dict[str, str], unit: str = "word", *,
+          utt2spk: dict[str, str] | None = None, normalizer: Normalizer | None = None) -> ScoreResult:
+    """Align every reference with its hypothesis as sclite does (missing hypotheses count as empty).
+
+    Args:
+        unit: ``word``, ``char`` (spaces removed) or ``phone`` (whitespace-separated phones).
+        utt2spk: speaker of each reference id; default :func:`sclite_speaker` of the id.
+        normalizer: applied to both sides; default none.
 
     Raises:
-        ValueError: on an unknown unit or a hypothesis id without a reference.
+        ValueError: on an unknown unit, phone folding with another unit, a hypothesis id without
+            a reference, or a reference id missing from ``utt2spk``.
     """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}, expected one of {UNITS}")
+    normalizer = normalizer or Normalizer()
+    if normalizer.fold is not None and unit != "phone":
+        raise ValueError(f"phone folding applies to unit 'phone', not {unit!r}")
     orphan = next((i for i in hyps if i not in refs), None)
     if orphan is not None:
         raise ValueError(f"hypothesis '{orphan}' has no reference")
+    if utt2spk is not None:
+        unknown = next((i for i in refs if i not in utt2spk), None)
+        if unknown is not None:
+            raise ValueError(f"utterance '{unknown}' has no speaker in utt2spk")
     missing = sorted(i for i in refs if i not in hyps)
     if missing:
         logger.warning("%d of %d references have no hypothesis (scored as deletions), e.g. %s",
                        len(missing), len(refs), ", ".join(missing[:5]))
-    utts = []
-    for utt_id in sorted(refs):
-        ref, hyp = _tokens(refs[utt_id], unit), _tokens(hyps.get(utt_id, ""), unit)
-        utts.append(UttResult(utt_id, ref, hyp, _align(ref, hyp, unit)))
-    return ScoreResult(unit, utts, missing)
+    ids = sorted(refs)
+    pairs = [(_tokens(refs[i], unit, normalizer, i), _tokens(hyps.get(i, ""), unit, normalizer, i)) for i in ids]
+    utts = [UttResult(i, ref, hyp, _ops(ref, hyp, codes), utt2spk[i] if utt2spk is not None else sclite_speaker(i))
+            for i, (ref, hyp), codes in zip(ids, pairs, align_batch(pairs))]
+    return ScoreResult(unit, utts, missing, normalizer.describe())
 
 
 def _alignment_lines(utt: UttResult) -> list[str]:
@@ -198,7 +270,8 @@ def _alignment_lines(utt: UttResult) -> list[str]:
         hyps.append(h.ljust(width))
         evals.append(("" if op == "C" else op).ljust(width))
     rows = (("REF:", refs), ("HYP:", hyps), ("Eval:", evals))
-    return [f"id: {utt.id}"] + [f"{tag:<6}{' '.join(cols)}".rstrip() for tag, cols in rows]
+    head = [f"id: {utt.id}", f"Scores: (#C #S #D #I) {utt.corr} {utt.sub} {utt.dele} {utt.ins}"]
+    return head + [f"{tag:<6}{' '.join(cols)}".rstrip() for tag, cols in rows]
 
 
 def _error_tables(result: ScoreResult) -> list[str]:
@@ -217,11 +290,22 @@ def _error_tables(result: ScoreResult) -> list[str]:
     return lines
 
 
+def normalization_line(normalization: dict[str, object]) -> str:
+    """One line naming every normalisation option, e.g. ``Normalisation: case=lower ...``."""
+    parts = []
+    for key, value in normalization.items():
+        if isinstance(value, dict):
+            value = f"{value['path']} ({value['rules']} rules, sha256 {str(value['sha256'])[:12]})"
+        parts.append(f"{key}={value}")
+    return "Normalisation: " + (" ".join(parts) if parts else "none")
+
+
 def write_report(result: ScoreResult, path: str | Path) -> None:
-    """Write an errs file: summary, sentence errors, per-utterance alignments, error tables."""
+    """Write an errs file: summary, normalisation, sentence errors, per-utterance alignments, error tables."""
     ser = 100.0 * result.sent_errors / result.num_sents if result.num_sents else 0.0
     lines = [result.summary_line(),
-             f"Scored {result.num_sents} sentences, {result.sent_errors} with errors (S.Err {ser:.2f}%)"]
+             f"Scored {result.num_sents} sentences, {result.sent_errors} with errors (S.Err {ser:.2f}%)",
+             normalization_line(result.normalization)]
     if result.missing:
         lines.append(f"Missing hypotheses (scored as deletions): {' '.join(result.missing)}")
     lines += ["", "PER-UTTERANCE ALIGNMENTS:"]
