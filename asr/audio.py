@@ -1,7 +1,8 @@
 """Audio input: any file libsndfile reads -> mono float32 at the requested rate.
 
 ``load_audio`` reads a whole file (or an ``offset``/``duration`` slice of it); ``read_blocks``
-streams a file of any length in fixed-size blocks, so an hour of audio never sits in memory.
+streams a file of any length in fixed-size blocks, and ``read_spans`` reads chosen stretches of it
+in one forward pass, so an hour of audio never sits in memory.
 Both downmix by averaging the channels, or keep the one named by ``channel``. Every failure is
 an ``AudioError`` whose message starts with the file name and says what is wrong in one line.
 """
@@ -17,11 +18,15 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-__all__ = ["AudioError", "MAX_DOWNMIX_CHANNELS", "load_audio", "audio_info", "read_blocks"]
+__all__ = ["AudioError", "MAX_DOWNMIX_CHANNELS", "load_audio", "audio_info", "read_blocks", "read_spans"]
 
 # Averaging is a sensible downmix for mono..7.1 recordings; averaging a microphone array of
 # more channels smears the phase differences into comb filtering, so there one is picked.
 MAX_DOWNMIX_CHANNELS = 8
+# Seeking in these lands on a frame without its predecessors (MP3's bit reservoir): the first
+# samples come out wrong and mpg123 complains on stderr. They are read through instead.
+_READ_THROUGH_FORMATS = frozenset({"MP3", "OGG"})
+_SKIP_BLOCK = 1 << 16  # samples read at once while reading through a gap
 
 
 class AudioError(ValueError):
@@ -154,3 +159,45 @@ def read_blocks(path: str | Path, block_frames: int, channel: int | None = None)
                 raise AudioError(f"{path}: audio contains NaN or infinite samples (first at {at:.2f} s)")
             done += len(block)
             yield block
+
+
+def read_spans(
+    path: str | Path, spans: list[tuple[int, int]], sample_rate: int = 16000, channel: int | None = None
+) -> Iterator[Tensor]:
+    """Read the ``[start, end)`` sample ranges ``spans`` of ``path`` in one forward pass.
+
+    Gaps are skipped by seeking, or for MP3 and OGG, where a seek does not land cleanly, by reading
+    through them; only one span (and one gap block) is in memory at a time.
+
+    Args:
+        path: any format libsndfile reads.
+        spans: sorted, non-overlapping ranges in samples at the file's own rate.
+        sample_rate: rate of the returned samples; others are resampled per span.
+        channel: as in ``load_audio``.
+
+    Yields:
+        Tensor: (N,) float32 per span (shorter where the file ends early).
+    """
+    with _open(path) as f:
+        _check_channel(path, f.channels, channel)
+        rate, seek = f.samplerate, f.format not in _READ_THROUGH_FORMATS
+        pos = 0
+        for start, end in spans:
+            if start < pos or end < start:
+                raise ValueError(f"spans: expected sorted, non-overlapping ranges, got ({start}, {end}) at {pos}")
+            try:
+                if seek and start > pos:
+                    pos = f.seek(start)
+                while pos < start:
+                    skipped = len(f.read(min(_SKIP_BLOCK, start - pos), dtype="float32", always_2d=True))
+                    if skipped == 0:
+                        break
+                    pos += skipped
+                data = f.read(end - start, dtype="float32", always_2d=True)  # (N, C)
+            except (RuntimeError, sf.LibsndfileError) as err:
+                raise AudioError(f"{path}: cannot read audio ({_reason(err)})") from None
+            pos += len(data)
+            wave = torch.from_numpy(_mono(data, channel))
+            if not torch.isfinite(wave).all():
+                raise AudioError(f"{path}: audio contains NaN or infinite samples")
+            yield wave if rate == sample_rate else AF.resample(wave, rate, sample_rate)

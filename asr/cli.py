@@ -94,9 +94,24 @@ def _tune(args) -> None:
 
 
 def _score(args) -> None:
+    from .score_text import Normalizer
+
+    if args.ref is None:
+        raise ValueError("--ref is required")
+    normalizer = Normalizer(args.case, args.remove_punct, args.split_hyphens, args.mapping, args.fold)
+    if args.score_command == "compare":
+        from .score_stats import compare_files
+
+        result = compare_files(args.ref, args.hyp_a, args.hyp_b, args.unit, utt2spk=args.utt2spk,
+                               normalizer=normalizer, n_boot=args.bootstrap, seed=args.seed, out_dir=args.out_dir)
+        print(result.report(), end="")
+        return
+    if not args.hyp or args.out_dir is None:
+        raise ValueError("--hyp and --out-dir are required (or use 'asr score compare A B --ref REF')")
     from .score import score_files
 
-    for line in score_files(args.ref, args.hyp, args.out_dir, tuple(args.units)):
+    for line in score_files(args.ref, args.hyp, args.out_dir, tuple(args.units), utt2spk=args.utt2spk,
+                            normalizer=normalizer, html=not args.no_html):
         print(line)
 
 
@@ -107,7 +122,8 @@ def _transcribe(args) -> None:
     options = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, nbest=args.nbest, lm=args.lm,
                    lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score)
     given = dict(batch_size=args.batch_size, threads=args.threads, channel=args.channel)
-    segment = SegmentConfig() if args.max_segment is None else SegmentConfig(max_segment=args.max_segment)
+    given_segment = dict(max_segment=args.max_segment, min_silence=args.min_silence)
+    segment = SegmentConfig(**{k: v for k, v in given_segment.items() if v is not None})
     summary = transcribe(args.model, args.audio, args.list, args.format, args.output_dir, args.method, options,
                          args.lm_params, segment=segment, progress=args.progress,
                          on_error=lambda line: print(f"asr transcribe: error: {line}", file=sys.stderr, flush=True),
@@ -167,8 +183,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
                    "--lexicon, the model's units")
     p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
-    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight")
-    p.add_argument("--word-score", type=float, help="beam-lm: score added per word (lexicon search only)")
+    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight (default: tuned, else 2.0)")
+    p.add_argument("--word-score", type=float, help="beam-lm: score added per word, lexicon search only "
+                   "(default: tuned, else 0)")
     p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
                    "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
     p.add_argument("--num-workers", type=int, default=min(2, os.cpu_count() or 1),
@@ -215,11 +232,35 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="default: lm-params.yaml next to MODEL, read by 'asr decode'")
     p.set_defaults(func=_tune)
 
-    p = sub.add_parser("score", help="WER/CER of hypotheses against references")
-    p.add_argument("--ref", type=Path, required=True, help="Kaldi text, trn or JSONL")
-    p.add_argument("--hyp", type=Path, nargs="+", required=True)
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--units", nargs="+", choices=["word", "char"], default=["word", "char"])
+    p = sub.add_parser("score", help="WER/CER/PER with sclite's counts and reports; 'score compare A B' "
+                       "tests two systems", description="asr score --ref REF --hyp HYP... --out-dir DIR, or "
+                       "asr score compare HYP_A HYP_B --ref REF: bootstrap intervals and paired tests.")
+    p.add_argument("--hyp", type=Path, nargs="+", help="hypothesis files (Kaldi text, trn or JSONL)")
+    p.add_argument("--units", nargs="+", choices=["word", "char", "phone"], default=["word", "char"])
+    p.add_argument("--no-html", action="store_true", help="skip report.html (and matplotlib)")
+    q = p.add_subparsers(dest="score_command", metavar="compare").add_parser(
+        "compare", help="bootstrap 95%% intervals, paired bootstrap and MAPSSWE tests of B against A")
+    q.add_argument("hyp_a", type=Path)
+    q.add_argument("hyp_b", type=Path)
+    q.add_argument("--unit", choices=["word", "char", "phone"], default="word")
+    q.add_argument("--bootstrap", type=int, default=1000, help="resamples (default %(default)s)")
+    q.add_argument("--seed", type=int, default=0)
+    for parser_, later in ((p, False), (q, True)):
+        # shared options: the compare copies default to SUPPRESS so that options given before 'compare' stay
+        keep = (lambda value: argparse.SUPPRESS) if later else (lambda value: value)
+        parser_.add_argument("--ref", type=Path, default=keep(None), help="Kaldi text, trn or JSONL (required)")
+        parser_.add_argument("--out-dir", type=Path, default=keep(None),
+                             help="report directory (score: required; compare: optional)")
+        parser_.add_argument("--utt2spk", type=Path, default=keep(None), help="'uttid speaker' lines (default: "
+                             "sclite's trn convention, the id up to its first '-', else '_')")
+        parser_.add_argument("--case", choices=["keep", "lower", "upper"], default=keep("keep"))
+        parser_.add_argument("--remove-punct", action="store_true", default=keep(False),
+                             help="delete punctuation except word-internal ' and -")
+        parser_.add_argument("--split-hyphens", action="store_true", default=keep(False))
+        parser_.add_argument("--mapping", type=Path, default=keep(None),
+                             help="GLM-like file of 'LEFT => RIGHT' rules applied to both sides")
+        parser_.add_argument("--fold", choices=["timit39"], default=keep(None),
+                             help="phone folding for the phone unit (TIMIT 61 -> 39)")
     p.set_defaults(func=_score)
 
     p = sub.add_parser("transcribe", help="transcribe audio files of any format, rate and length; text to stdout")
@@ -239,8 +280,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
                    "--lexicon, the model's units")
     p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
-    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight")
-    p.add_argument("--word-score", type=float, help="beam-lm: score added per word (lexicon search only)")
+    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight (default: tuned, else 2.0)")
+    p.add_argument("--word-score", type=float, help="beam-lm: score added per word, lexicon search only "
+                   "(default: tuned, else 0)")
     p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
                    "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
     p.add_argument("--channel", type=int, help="transcribe this channel (0-based) instead of the average of all")
@@ -248,6 +290,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="segments per forward pass (default 16)")
     p.add_argument("--max-segment", type=float, help="longer files are split on silence into segments of at most "
                    "this many seconds (default 30)")
+    p.add_argument("--min-silence", type=float, help="long files: a pause this long (s) ends a segment (default 0.3)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: on a terminal only)")
     p.set_defaults(func=_transcribe)

@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from .data import FeatureBatcher, eval_batches
 
-__all__ = ["WordSpan", "Hypothesis", "greedy_search", "BeamSearch", "frame_shift", "process_pool", "decode_cuts",
-           "write_hypotheses"]
+__all__ = ["WordSpan", "Hypothesis", "greedy_search", "BeamSearch", "frame_shift", "process_pool", "inheritable",
+           "decode_cuts", "write_hypotheses"]
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +106,16 @@ def _load_kenlm(path: Path, word_dict):
         from flashlight.lib.text.decoder.kenlm import KenLM
     except ImportError:
         from flashlight.lib.text.decoder import KenLM
+    from .lm import read_arpa
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such language model file")
     try:
         return KenLM(str(path), word_dict)
     except (RuntimeError, OSError) as err:
-        raise _lm_error(path, err) from None
-
-
-def _lm_error(path: Path, err: Exception) -> ValueError:
-    """The error for an LM file KenLM rejected: the bad line of a malformed ARPA, else KenLM's reason."""
-    from .lm import read_arpa
-
-    read_arpa(path)  # raises ValueError("FILE:LINE: ...") for a malformed ARPA file
-    reason = str(err).strip().splitlines()[0][-200:] if str(err).strip() else type(err).__name__
-    return ValueError(f"{path}: KenLM cannot load this language model ({reason})")
+        read_arpa(path)  # raises ValueError("FILE:LINE: ...") for a malformed ARPA file
+        reason = str(err).strip().splitlines()[0][-200:] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: KenLM cannot load this language model ({reason})") from None
 
 
 class BeamSearch:
@@ -148,7 +142,7 @@ class BeamSearch:
                  lexicon: str | Path | None = None, lm: str | Path | None = None, lm_weight: float = 2.0,
                  word_score: float = 0.0, sil_score: float = 0.0, nbest: int = 1,
                  frame_shift: float | None = None):
-        from flashlight.lib.text.dictionary import create_word_dict, load_words
+        from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 
         from .lexicon import read_lexicon
 
@@ -165,35 +159,31 @@ class BeamSearch:
         self._close_last_word = lexicon is not None and tokenizer.sil_token != tokenizer.units[tokenizer.blank_id]
         if lexicon is not None:
             read_lexicon(lexicon, tokenizer)  # one clear error for a unit the model does not have
-            if lm is not None:
+            if lm is not None:  # the same word dictionary ctc_decoder builds from the lexicon
                 self._kenlm = _load_kenlm(Path(lm), create_word_dict(load_words(str(lexicon))))
-        elif lm is not None and not Path(lm).is_file():
-            raise FileNotFoundError(f"{lm}: no such language model file")
+        elif lm is not None:
+            # The lexicon-free search asks the LM about unit i as word i; ctc_decoder's own word
+            # dictionary for a path is in hash order (torchaudio 2.11), so build it in unit order.
+            self._kenlm = _load_kenlm(Path(lm), Dictionary(tokenizer.units))
         self.decoder = self._build()
 
     def _build(self):
         from torchaudio.models.decoder import ctc_decoder
 
         o = self.options
-        lm = self._kenlm if self._kenlm is not None else (str(o["lm"]) if o["lm"] is not None else None)
-        try:
-            return ctc_decoder(
-                lexicon=str(o["lexicon"]) if o["lexicon"] is not None else None,
-                tokens=self.tokenizer.units,
-                lm=lm,
-                nbest=o["nbest"],
-                beam_size=o["beam_size"],
-                beam_threshold=o["beam_threshold"],
-                lm_weight=o["lm_weight"],
-                word_score=o["word_score"],
-                sil_score=o["sil_score"],
-                blank_token=self.tokenizer.units[self.tokenizer.blank_id],
-                sil_token=self.tokenizer.sil_token,
-            )
-        except RuntimeError as err:  # lexicon-free with an LM: flashlight reads the file itself
-            if o["lm"] is None or o["lexicon"] is not None:
-                raise
-            raise _lm_error(Path(o["lm"]), err) from None
+        return ctc_decoder(
+            lexicon=str(o["lexicon"]) if o["lexicon"] is not None else None,
+            tokens=self.tokenizer.units,
+            lm=self._kenlm,
+            nbest=o["nbest"],
+            beam_size=o["beam_size"],
+            beam_threshold=o["beam_threshold"],
+            lm_weight=o["lm_weight"],
+            word_score=o["word_score"],
+            sil_score=o["sil_score"],
+            blank_token=self.tokenizer.units[self.tokenizer.blank_id],
+            sil_token=self.tokenizer.sil_token,
+        )
 
     def reweighted(self, lm_weight: float, word_score: float) -> BeamSearch:
         """The same search with other LM weight and word score, sharing the loaded LM."""
@@ -239,16 +229,17 @@ class BeamSearch:
 
 _worker_options: dict | None = None
 _worker_search_fn: BeamSearch | None = None
+_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
-def _init_worker(options: dict) -> None:
-    global _worker_options
+def _init_worker(search: BeamSearch | None, options: dict) -> None:
+    global _worker_options, _worker_search_fn
     torch.set_num_threads(1)
-    _worker_options = options
+    _worker_search_fn, _worker_options = search, options
 
 
 def _search_in_worker(emissions: np.ndarray, lens: np.ndarray) -> list[Hypothesis]:
-    """Worker side: build the search on first use (errors travel back to the caller), then run it."""
+    """Worker side: the forked parent's search, or one built on first use (errors travel back)."""
     global _worker_search_fn
     if _worker_search_fn is None:
         from .tokenizer import tokenizer_from_dict
@@ -262,12 +253,15 @@ def _search_in_worker(emissions: np.ndarray, lens: np.ndarray) -> list[Hypothesi
 def process_pool(num_workers: int, initializer, initargs: tuple) -> multiprocessing.pool.Pool:
     """A pool of worker processes, forked where the platform allows.
 
-    Forked workers start at once and inherit ``initargs`` without pickling; they run only the
-    flashlight search, never OpenMP code that the parent may have started.
+    Forked workers start at once and inherit ``initargs`` (a loaded LM included) without pickling
+    or reloading; they run only the flashlight search, never OpenMP code the parent may have started.
     """
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    return context.Pool(num_workers, initializer, initargs)
+    return multiprocessing.get_context("fork" if _FORK else "spawn").Pool(num_workers, initializer, initargs)
+
+
+def inheritable(obj):
+    """``obj`` where forked workers inherit it, else None (spawned workers rebuild it from options)."""
+    return obj if _FORK else None
 
 
 @torch.no_grad()
@@ -297,7 +291,7 @@ def decode_cuts(
     with tqdm(total=len(cuts), desc=f"decode ({method})", unit="utt", disable=None) as bar:
         if num_workers > 0:
             options = {**search.options, "tokenizer": tokenizer.to_dict(), "beam_size": beam_size}
-            with process_pool(num_workers, _init_worker, (options,)) as pool:
+            with process_pool(num_workers, _init_worker, (inheritable(search), options)) as pool:
                 yield from _decode_in_pool(model, batcher, cuts, max_duration, pool, num_workers, bar)
             return
         for batch_cuts in eval_batches(cuts, max_duration):

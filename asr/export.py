@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -38,13 +39,15 @@ _CHECK_ATOL = 1e-5  # scripted vs eager log-probabilities (the same kernels: dif
 
 
 class ExportedModel(nn.Module):
-    """Inference-only view of a ``CTCModel`` that ``torch.jit.script`` accepts."""
+    """Inference-only view of a ``CTCModel`` that ``torch.jit.script`` accepts.
 
-    units: list[str]  # the tokenizer's units, blank first
-    blank_id: int
-    word_sep: str  # the unit (or piece prefix) that marks a word boundary
-    sample_rate: int  # Hz expected by ``features``
-    frame_shift: float  # seconds per output frame
+    Attributes (TorchScript infers their types from the values):
+        units: the tokenizer's units, blank first.
+        blank_id: index of the CTC blank.
+        word_sep: the unit (or sentencepiece prefix) that marks a word boundary.
+        sample_rate: Hz expected by ``features``.
+        frame_shift: seconds per output frame.
+    """
 
     def __init__(self, model, tokenizer):
         super().__init__()
@@ -131,13 +134,15 @@ def export_model(model_path: str | Path, out: str | Path) -> Path:
             "tokenizer": tokenizer.kind}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
+    # written under its final name (the archive's root folder is named after the file) in a
+    # temporary directory beside it, then renamed: a crash never leaves a half-written OUT
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        torch.jit.save(scripted, tmp, _extra_files={"asr.json": json.dumps(meta)})
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit")
+            torch.jit.save(scripted, str(tmp_dir / out.name), _extra_files={"asr.json": json.dumps(meta)})
+        os.replace(tmp_dir / out.name, out)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     log.info("wrote %s (max |scripted - eager| = %.1e)", out, diff)
     return out

@@ -1,22 +1,26 @@
 """WER/CER/PER scoring with sclite's alignment: transcript reading, speakers, errs reports, files.
 
-Counts (Corr/Sub/Del/Ins per utterance, speaker and overall) are those of ``sctk sclite`` on
-the same (normalised) inputs: see :mod:`asr.score_align`. Reports beyond the errs file are in
-:mod:`asr.score_report`, significance tests in :mod:`asr.score_stats`.
+Counts (Corr/Sub/Del/Ins per utterance, speaker and overall) are those of ``sctk sclite -s`` on
+the same (normalised) inputs: see :mod:`asr.score_align`. Tokens are compared literally: sclite's
+trn markup (``{ a / b }`` alternations, ``@``, a trailing ``*``) is not interpreted, and case is
+kept unless normalised (sclite without ``-s`` lower-cases ASCII). Reports beyond the errs file are
+in :mod:`asr.score_report`, significance tests in :mod:`asr.score_stats`.
 """
 
 import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from .score_align import align_batch
 from .score_text import Normalizer
 
 __all__ = ["UNITS", "UttResult", "ScoreResult", "read_transcripts", "read_utt2spk", "sclite_speaker", "score",
-           "write_report", "score_files"]
+           "error_counts", "normalization_line", "write_report", "system_name", "score_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ Op = tuple[str, str | None, str | None]
 class UttResult:
     """Alignment of one utterance: ``ops`` holds ``(op, ref_tok, hyp_tok)`` with op in C/S/D/I.
 
-    ``corr``/``sub``/``dele``/``ins`` are counted from ``ops`` at construction.
+    ``spk`` is its speaker; ``corr``/``sub``/``dele``/``ins`` are counted from ``ops`` at construction.
     """
 
     id: str
@@ -48,17 +52,13 @@ class UttResult:
     ins: int = field(init=False)
 
     def __post_init__(self) -> None:
-        n = Counter(op for op, _, _ in self.ops)
-        self.corr, self.sub, self.dele, self.ins = n["C"], n["S"], n["D"], n["I"]
+        codes = "".join(map(itemgetter(0), self.ops))
+        self.corr, self.sub = codes.count("C"), codes.count("S")
+        self.dele, self.ins = codes.count("D"), codes.count("I")
 
     @property
     def errors(self) -> int:
         return self.sub + self.dele + self.ins
-
-
-def _total(attr: str) -> property:
-    """Property summing an ``UttResult`` count over ``self.utts``."""
-    return property(lambda self: sum(getattr(u, attr) for u in self.utts))
 
 
 @dataclass
@@ -66,6 +66,8 @@ class ScoreResult:
     """Scores of a hypothesis set; ``missing`` lists reference ids without a hypothesis.
 
     ``normalization`` records the text normalisation applied (:meth:`Normalizer.describe`).
+    The totals (``num_ref``, ``corr``, ``sub``, ``dele``, ``ins``, ``sent_errors``) are summed
+    over ``utts`` at construction.
     """
 
     unit: str
@@ -73,18 +75,22 @@ class ScoreResult:
     missing: list[str]
     normalization: dict[str, object] = field(default_factory=dict)
 
+    num_ref: int = field(init=False)
+    corr: int = field(init=False)
+    sub: int = field(init=False)
+    dele: int = field(init=False)
+    ins: int = field(init=False)
+    sent_errors: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.num_ref = sum(len(u.ref) for u in self.utts)
+        self.corr, self.sub, self.dele, self.ins = (sum(getattr(u, a) for u in self.utts)
+                                                    for a in ("corr", "sub", "dele", "ins"))
+        self.sent_errors = sum(1 for u in self.utts if u.sub or u.dele or u.ins)
+
     @property
     def num_sents(self) -> int:
         return len(self.utts)
-
-    @property
-    def num_ref(self) -> int:
-        return sum(len(u.ref) for u in self.utts)
-
-    corr = _total("corr")
-    sub = _total("sub")
-    dele = _total("dele")
-    ins = _total("ins")
 
     @property
     def errors(self) -> int:
@@ -98,10 +104,6 @@ class ScoreResult:
         return 100.0 * self.errors / self.num_ref
 
     @property
-    def sent_errors(self) -> int:
-        return sum(1 for u in self.utts if u.errors)
-
-    @property
     def rate_name(self) -> str:
         """``WER``, ``CER`` or ``PER``."""
         return RATE_NAMES[self.unit]
@@ -112,7 +114,7 @@ class ScoreResult:
                 f"{self.ins} ins, {self.dele} del, {self.sub} sub ]")
 
     def by_speaker(self) -> dict[str, "ScoreResult"]:
-        """One result per speaker, in speaker order (``missing`` restricted to the speaker)."""
+        """One result per speaker, sorted by speaker (``missing`` restricted to the speaker)."""
         groups: dict[str, list[UttResult]] = {}
         for utt in self.utts:
             groups.setdefault(utt.spk, []).append(utt)
@@ -121,24 +123,24 @@ class ScoreResult:
                 for spk, utts in sorted(groups.items())}
 
 
-def _parse_json(line: str, where: str) -> tuple[str, str]:
+def _parse_json(line: str) -> tuple[str, str]:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
+        raise ValueError(f"invalid JSON ({e.msg})") from None
     if not (isinstance(obj, dict) and isinstance(obj.get("id"), str) and isinstance(obj.get("text"), str)):
-        raise ValueError(f"{where}: JSON line needs string 'id' and 'text' fields")
+        raise ValueError("JSON line needs string 'id' and 'text' fields")
     return obj["id"], obj["text"]
 
 
-def _parse_trn(line: str, where: str) -> tuple[str, str]:
-    m = _TRN_LINE.match(line)
-    if m is None:
-        raise ValueError(f"{where}: expected trn line 'words ... (uttid)'")
-    return m.group(2), " ".join(m.group(1).split())
+def _parse_trn(line: str) -> tuple[str, str]:
+    head, paren, utt_id = line[:-1].rpartition("(")
+    if not line.endswith(")") or not paren or not utt_id or any(c in utt_id for c in "() \t"):
+        raise ValueError("expected trn line 'words ... (uttid)'")
+    return utt_id, " ".join(head.split())
 
 
-def _parse_kaldi(line: str, where: str) -> tuple[str, str]:
+def _parse_kaldi(line: str) -> tuple[str, str]:
     parts = line.split(maxsplit=1)
     return parts[0], " ".join(parts[1].split()) if len(parts) > 1 else ""
 
@@ -162,10 +164,12 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
                 continue
             if parse is None:
                 parse = _parse_trn if _TRN_LINE.match(line) else _parse_kaldi
-            where = f"{path}:{lineno}"
-            utt_id, text = parse(line, where)
+            try:
+                utt_id, text = parse(line)
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno}: {e}") from None
             if utt_id in out:
-                raise ValueError(f"{where}: duplicate utterance id '{utt_id}'")
+                raise ValueError(f"{path}:{lineno}: duplicate utterance id '{utt_id}'")
             out[utt_id] = text
     return out
 
@@ -200,29 +204,24 @@ def sclite_speaker(utt_id: str) -> str:
     return utt_id
 
 
-def _tokens(text: str, unit: str, normalizer: Normalizer, utt_id: str) -> list[str]:
-    try:
-        words = normalizer.words(text)
-    except ValueError as e:
-        raise ValueError(f"utterance '{utt_id}': {e}") from None
-    return list("".join(words)) if unit == "char" else words
+def _tokenizer(unit: str, normalizer: Normalizer) -> Callable[[str, str], list[str]]:
+    """``(text, utt_id) -> tokens`` of ``unit`` after ``normalizer`` (``str.split`` when it does nothing)."""
+    words = str.split if normalizer.is_identity else normalizer.words
+
+    def tokens(text: str, utt_id: str) -> list[str]:
+        try:
+            out = words(text)
+        except ValueError as e:
+            raise ValueError(f"utterance '{utt_id}': {e}") from None
+        return list("".join(out)) if unit == "char" else out
+
+    return tokens
 
 
 def _ops(ref: list[str], hyp: list[str], codes: str) -> list[Op]:
-    ops: list[Op] = []
-    i = j = 0
-    for c in codes:
-        if c == "D":
-            ops.append(("D", ref[i], None))
-            i += 1
-        elif c == "I":
-            ops.append(("I", None, hyp[j]))
-            j += 1
-        else:
-            ops.append((c, ref[i], hyp[j]))
-            i += 1
-            j += 1
-    return ops
+    r, h = iter(ref), iter(hyp)
+    return [("D", next(r), None) if c == "D" else ("I", None, next(h)) if c == "I" else (c, next(r), next(h))
+            for c in codes]
 
 
 def score(refs: dict[str, str], hyps: dict[str, str], unit: str = "word", *,
@@ -255,7 +254,8 @@ def score(refs: dict[str, str], hyps: dict[str, str], unit: str = "word", *,
         logger.warning("%d of %d references have no hypothesis (scored as deletions), e.g. %s",
                        len(missing), len(refs), ", ".join(missing[:5]))
     ids = sorted(refs)
-    pairs = [(_tokens(refs[i], unit, normalizer, i), _tokens(hyps.get(i, ""), unit, normalizer, i)) for i in ids]
+    tokens = _tokenizer(unit, normalizer)
+    pairs = [(tokens(refs[i], i), tokens(hyps.get(i, ""), i)) for i in ids]
     utts = [UttResult(i, ref, hyp, _ops(ref, hyp, codes), utt2spk[i] if utt2spk is not None else sclite_speaker(i))
             for i, (ref, hyp), codes in zip(ids, pairs, align_batch(pairs))]
     return ScoreResult(unit, utts, missing, normalizer.describe())
@@ -274,7 +274,8 @@ def _alignment_lines(utt: UttResult) -> list[str]:
     return head + [f"{tag:<6}{' '.join(cols)}".rstrip() for tag, cols in rows]
 
 
-def _error_tables(result: ScoreResult) -> list[str]:
+def error_counts(result: ScoreResult) -> dict[str, Counter]:
+    """Counters of substitution pairs (``"ref -> hyp"``, key ``S``), deleted (``D``) and inserted (``I``) tokens."""
     counts: dict[str, Counter] = {"S": Counter(), "D": Counter(), "I": Counter()}
     for utt in result.utts:
         for op, r, h in utt.ops:
@@ -282,6 +283,11 @@ def _error_tables(result: ScoreResult) -> list[str]:
                 counts["S"][f"{r} -> {h}"] += 1
             elif op in counts:
                 counts[op][r if op == "D" else h] += 1
+    return counts
+
+
+def _error_tables(result: ScoreResult) -> list[str]:
+    counts = error_counts(result)
     lines = []
     for op, title in (("S", "SUBSTITUTIONS: count ref -> hyp"), ("D", "DELETIONS: count ref"),
                       ("I", "INSERTIONS: count hyp")):
@@ -317,36 +323,58 @@ def write_report(result: ScoreResult, path: str | Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _stem(path: Path) -> str:
-    name = path.name
+def system_name(path: str | Path) -> str:
+    """A hypothesis file's name in reports: the file name without .txt/.text/.trn/.jsonl/.json suffixes."""
+    name = Path(path).name
     while Path(name).suffix.lower() in _STRIP_SUFFIXES and Path(name).stem:
         name = Path(name).stem
     return name
 
 
 def score_files(ref_path: str | Path, hyp_paths: list[str | Path], out_dir: str | Path,
-                units: tuple[str, ...] = UNITS) -> list[str]:
-    """Score each hypothesis file per unit; write errs files and ``wer-summary.txt``.
+                units: tuple[str, ...] = ("word", "char"), *, utt2spk: str | Path | None = None,
+                normalizer: Normalizer | None = None, html: bool = True) -> list[str]:
+    """Score each hypothesis file per unit and write the reports into ``out_dir``.
+
+    Per hypothesis file and unit: ``errs-STEM-UNIT.txt`` (summary, alignments, error tables),
+    ``sys-STEM-UNIT.txt`` (sclite's tables by speaker, percentages then counts) and
+    ``score-STEM-UNIT.json``; for all of them ``wer-summary.txt``, ``results.md`` (Markdown) and,
+    with ``html``, ``report.html`` (plots). Phone folding applies to the ``phone`` unit only.
 
     Returns:
         ``"<hypstem> <summary line>"`` per (hyp, unit), best first within each unit.
     """
-    stems = [_stem(Path(p)) for p in hyp_paths]
+    from dataclasses import replace
+
+    from .score_report import markdown_table, result_dict, sys_table, write_html, write_json
+
+    stems = [system_name(p) for p in hyp_paths]
     dup = next((s for s in stems if stems.count(s) > 1), None)
     if dup is not None:
         raise ValueError(f"two hypothesis files share the name stem '{dup}'")
+    normalizer = normalizer or Normalizer()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     refs = read_transcripts(ref_path)
+    spk = read_utt2spk(utt2spk) if utt2spk is not None else None
     rows: list[tuple[str, ScoreResult]] = []
     for hyp_path, stem in zip(hyp_paths, stems):
         hyps = read_transcripts(hyp_path)
         for unit in units:
-            result = score(refs, hyps, unit)
-            write_report(result, out_dir / f"errs-{stem}-{unit}.txt")
+            norm = normalizer if unit == "phone" else replace(normalizer, fold=None)
+            result = score(refs, hyps, unit, utt2spk=spk, normalizer=norm)
+            name = f"{stem}-{unit}"
+            write_report(result, out_dir / f"errs-{name}.txt")
+            (out_dir / f"sys-{name}.txt").write_text(
+                sys_table(result, stem) + "\n" + sys_table(result, stem, raw=True), encoding="utf-8")
+            files = {"ref": str(ref_path), "hyp": str(hyp_path), "utt2spk": str(utt2spk) if utt2spk else ""}
+            write_json(result_dict(result, stem, files), out_dir / f"score-{name}.json")
             rows.append((stem, result))
     rows.sort(key=lambda row: (units.index(row[1].unit), row[1].err_rate, row[0]))
     summary = "".join(f"{s}\t{r.summary_line()}\n" for s, r in rows)
     (out_dir / "wer-summary.txt").write_text(summary, encoding="utf-8")
-    logger.info("wrote %d errs files and %s", len(rows), out_dir / "wer-summary.txt")
+    (out_dir / "results.md").write_text(markdown_table(rows), encoding="utf-8")
+    if html:
+        write_html(rows, out_dir / "report.html", f"Scoring report: {Path(ref_path).name}")
+    logger.info("wrote reports for %d (hypothesis, unit) pairs to %s", len(rows), out_dir)
     return [f"{s} {r.summary_line()}" for s, r in rows]

@@ -9,6 +9,7 @@ backtrace starts from the last tokens. Reproducing this gives sclite's counts an
 """
 
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -64,25 +65,24 @@ def _align_group(ref: np.ndarray, hyp: np.ndarray, hyp_lens: np.ndarray) -> list
     batch, n = ref.shape
     width = hyp.shape[1] + 1
     cols = np.arange(width, dtype=np.int32) * INDEL_COST
+    sub_cost = (hyp[:, None, :] != ref[:, :, None]).astype(np.int32) * SUB_COST
     prev = np.broadcast_to(cols, (batch, width)).copy()
     back = np.empty((batch, n + 1, width), dtype=np.int8)
     back[:, 0, :] = _INS
     back[:, 1:, 0] = _DEL
+    best = np.empty_like(prev)
     for i in range(1, n + 1):
-        same = hyp == ref[:, i - 1:i]
-        diag = prev[:, :-1] + np.where(same, 0, SUB_COST).astype(np.int32)
+        diag = prev[:, :-1] + sub_cost[:, i - 1]
         up = prev + INDEL_COST
-        best = up.copy()
+        best[:, 0] = up[:, 0]
         np.minimum(diag, up[:, 1:], out=best[:, 1:])
         cur = np.minimum.accumulate(best - cols, axis=1) + cols
         left = cur[:, :-1] + INDEL_COST
-        step = np.where(up[:, 1:] < left, _DEL, _INS).astype(np.int8)
-        step[(diag <= up[:, 1:]) & (diag <= left)] = _DIAG
-        back[:, i, 1:] = step
+        np.multiply((up[:, 1:] >= left).view(np.int8) + np.int8(1), diag != cur[:, 1:], out=back[:, i, 1:])
         prev = cur
     rows = np.arange(batch)
-    i = np.full(batch, n)
-    j = hyp_lens.astype(np.int64)
+    i = np.full(batch, n, dtype=np.intp)
+    j = hyp_lens.astype(np.intp)
     length = n + hyp.shape[1]
     codes = np.full((batch, length), 255, dtype=np.uint8)
     for k in range(length - 1, -1, -1):
@@ -90,38 +90,41 @@ def _align_group(ref: np.ndarray, hyp: np.ndarray, hyp_lens: np.ndarray) -> list
         if not active.any():
             break
         step = back[rows, i, j]
-        is_diag, is_del = active & (step == _DIAG), active & (step == _DEL)
-        is_ins = active & (step == _INS)
-        wrong = ref[rows, np.maximum(i - 1, 0)] != hyp[rows, np.maximum(j - 1, 0)]
-        code = np.where(is_del, 2, np.where(is_ins, 3, wrong.astype(np.uint8)))
-        codes[:, k] = np.where(active, _CODES[code], 255)
-        i = i - (is_diag | is_del)
-        j = j - (is_diag | is_ins)
+        wrong = sub_cost[rows, np.maximum(i - 1, 0), np.maximum(j - 1, 0)] != 0
+        codes[:, k] = np.where(active, _CODES[np.where(step == _DIAG, wrong, step + 1)], 255)
+        i -= active & (step != _INS)
+        j -= active & (step != _DEL)
     texts = codes.tobytes().decode("latin-1")
     return [texts[b * length:(b + 1) * length].lstrip("\xff") for b in range(batch)]
 
 
 def align_batch(pairs: Sequence[tuple[Sequence[str], Sequence[str]]], batch_size: int = 4096) -> list[str]:
     """:func:`align_pair` for many pairs (same results), vectorised over pairs of equal reference length."""
-    vocab: dict[str, int] = {}
-    ids = [([vocab.setdefault(t, len(vocab)) for t in r], [vocab.setdefault(t, len(vocab)) for t in h])
-           for r, h in pairs]
-    by_len: dict[int, list[int]] = {}
-    for k, (r, _) in enumerate(ids):
-        by_len.setdefault(len(r), []).append(k)
+    if not pairs:
+        return []
+    refs = list(chain.from_iterable(r for r, _ in pairs))
+    hyps = list(chain.from_iterable(h for _, h in pairs))
+    vocab = {t: k for k, t in enumerate(dict.fromkeys(chain(refs, hyps)))}
+    ref_ids = np.fromiter(map(vocab.__getitem__, refs), dtype=np.int32, count=len(refs))
+    hyp_ids = np.append(np.fromiter(map(vocab.__getitem__, hyps), dtype=np.int32, count=len(hyps)), -1)
+    ref_lens = np.fromiter(map(len, (r for r, _ in pairs)), dtype=np.intp, count=len(pairs))
+    hyp_lens = np.fromiter(map(len, (h for _, h in pairs)), dtype=np.intp, count=len(pairs))
+    ref_start = np.cumsum(ref_lens) - ref_lens
+    hyp_start = np.cumsum(hyp_lens) - hyp_lens
+    order = np.argsort(ref_lens, kind="stable")
     out: list[str] = [""] * len(pairs)
-    for n, members in by_len.items():
-        for start in range(0, len(members), batch_size):
-            chunk = members[start:start + batch_size]
-            hyp_lens = np.array([len(ids[k][1]) for k in chunk], dtype=np.int64)
-            if n == 0 or hyp_lens.max() == 0:
-                for k, m in zip(chunk, hyp_lens):
-                    out[k] = "D" * n + "I" * int(m)
+    bounds = np.flatnonzero(np.diff(ref_lens[order])) + 1
+    for group in np.split(order, bounds):
+        for chunk in np.array_split(group, -(-len(group) // batch_size)):
+            n, lens = int(ref_lens[chunk[0]]), hyp_lens[chunk]
+            width = int(lens.max())
+            if n == 0 or width == 0:
+                for k, m in zip(chunk.tolist(), lens.tolist()):
+                    out[k] = "D" * n + "I" * m
                 continue
-            ref = np.array([ids[k][0] for k in chunk], dtype=np.int32).reshape(len(chunk), n)
-            hyp = np.full((len(chunk), int(hyp_lens.max())), -1, dtype=np.int32)
-            for b, k in enumerate(chunk):
-                hyp[b, :hyp_lens[b]] = ids[k][1]
-            for k, ops in zip(chunk, _align_group(ref, hyp, hyp_lens)):
+            ref = ref_ids[ref_start[chunk, None] + np.arange(n)]
+            cols = np.arange(width)
+            hyp = hyp_ids[np.where(cols < lens[:, None], hyp_start[chunk, None] + cols, len(hyp_ids) - 1)]
+            for k, ops in zip(chunk.tolist(), _align_group(ref, hyp, lens)):
                 out[k] = ops
     return out

@@ -13,12 +13,12 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .phones import TIMIT_61_TO_39, fold_phones
+from .phones import TIMIT_TO_39, fold_phones
 
 __all__ = ["CASES", "FOLDS", "Normalizer", "read_mapping"]
 
 CASES = ("keep", "lower", "upper")
-FOLDS = {"timit39": TIMIT_61_TO_39}
+FOLDS = {"timit39": TIMIT_TO_39}
 _EDGE_MARKS = re.compile(r"(?<!\w)['-]+|['-]+(?!\w)")
 _CONTEXT = re.compile(r"\s/\s*\[\s*\]\s*__\s*\[\s*\]\s*$")
 
@@ -79,13 +79,13 @@ class Normalizer:
         split_hyphens: ``x-ray`` becomes ``x ray`` (empty pieces are dropped).
         mapping: path of a ``LEFT => RIGHT`` file (:func:`read_mapping`), applied after the
             steps above (its words go through them too), longest match first, left to right.
-        fold: phone folding table name (``timit39``: TIMIT 61 -> 39, Lee & Hon 1989).
+        fold: phone folding table name (``timit39``: TIMIT 61 or 48 -> 39, Lee & Hon 1989).
     """
 
     case: str = "keep"
     remove_punct: bool = False
     split_hyphens: bool = False
-    mapping: str | None = None
+    mapping: str | Path | None = None
     fold: str | None = None
     _rules: dict[tuple[str, ...], tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _longest: int = field(init=False, repr=False, compare=False)

@@ -5,8 +5,9 @@ Pipeline, one file after another with bounded memory:
 1. ``find_audio`` expands the inputs: files, directories (recursively, by audio suffix), glob
    patterns and list files. Each input that yields nothing is reported, the rest go on.
 2. A file up to ``SegmentConfig.max_segment`` seconds is decoded whole, exactly as ``asr decode``
-   decodes a cut. A longer one is segmented on silence (``asr.segment``) and read segment by
-   segment, so an hour-long file costs what its 30 s segments cost.
+   decodes a cut. A longer one is segmented on silence (``asr.segment``, one pass over the file)
+   and its segments are read in a second forward pass (``asr.audio.read_spans``), so memory
+   holds a few batches of segments, never the file: an hour of audio adds about 60 MB.
 3. Segments from consecutive files are sorted by length inside a window of a few batches
    (little padding; padding never changes an output) and decoded ``batch_size`` at a time,
    greedily or with ``asr.decode.BeamSearch`` and its options (LM, lexicon, ...).
@@ -24,6 +25,7 @@ import glob
 import logging
 import sys
 import time
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 from tqdm import tqdm
 
-from .audio import AudioError, audio_info, load_audio
+from .audio import AudioError, audio_info, load_audio, read_spans
 from .checkpoint import CheckpointError, load_model
 from .data import collate_feats
 from .decode import BeamSearch, frame_shift, greedy_search
@@ -133,8 +135,19 @@ def find_audio(inputs: Sequence[str | Path], list_file: str | Path | None = None
     return found, errors
 
 
+def _is_torchscript(path: str | Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_transcription_model(path: str | Path):
     """``asr.checkpoint.load_model`` with every failure, however odd the file, as a ``CheckpointError``."""
+    if _is_torchscript(path):
+        raise CheckpointError(f"{path}: a TorchScript export ('asr export'), not a model file; give the model "
+                              "file it was exported from")
     try:
         return load_model(path)
     except CheckpointError:
@@ -178,7 +191,6 @@ def search_setup(method: str, model_path: str | Path, options: dict | None = Non
 
 @dataclass
 class _FileState:
-    index: int
     path: Path
     duration: float  # seconds, from the header
     segments: list[Segment] = field(default_factory=list)
@@ -195,7 +207,6 @@ class _FileState:
 @dataclass
 class _Chunk:
     state: _FileState
-    order: int  # position within the file
     offset: float  # seconds from the start of the file
     seconds: float  # audio seconds in the chunk
     feats: Tensor  # (T, F) log-mel
@@ -280,7 +291,7 @@ class Transcriber:
             wave = load_audio(state.path, self.sample_rate, channel=self.channel)
             self._check_length(state, wave.numel())
             state.expected = 1
-            yield _Chunk(state, 0, 0.0, wave.numel() / self.sample_rate, self.logmel(wave))
+            yield _Chunk(state, 0.0, wave.numel() / self.sample_rate, self.logmel(wave))
             return
         rate = info.samplerate
         spans, total = segment_file(state.path, rate, self.segment, self.channel)
@@ -290,12 +301,11 @@ class Transcriber:
         need = self.min_samples * rate / self.sample_rate
         spans = [(s, e) for s, e in spans if e - s >= need]
         state.expected = len(spans)
-        for order, (start, end) in enumerate(spans):
-            wave = load_audio(state.path, self.sample_rate, start / rate, (end - start) / rate, self.channel)
+        for (start, end), wave in zip(spans, read_spans(state.path, spans, self.sample_rate, self.channel)):
             if wave.numel() < self.min_samples:  # resampling rounded it below the minimum
                 state.expected -= 1
                 continue
-            yield _Chunk(state, order, start / rate, (end - start) / rate, self.logmel(wave))
+            yield _Chunk(state, start / rate, (end - start) / rate, self.logmel(wave))
 
     # ---- decoding ------------------------------------------------------------------------
 
@@ -413,8 +423,8 @@ class Transcriber:
             while pending and pending[0].finished:
                 yield self._finish(pending.popleft())
 
-        for index, path in enumerate(paths):
-            state = _FileState(index, Path(path), 0.0)
+        for path in paths:
+            state = _FileState(Path(path), 0.0)
             pending.append(state)
             try:
                 for chunk in self._chunks(state):
@@ -437,6 +447,7 @@ class TranscribeSummary:
     failed: list[str]  # one message per failed input or file
     audio_seconds: float  # audio transcribed (successful files)
     wall_seconds: float  # reading, decoding and writing, model loading excluded
+    cpu_seconds: float  # CPU time of this process (all threads) over the same stretch
     load_seconds: float  # model loading
 
     @property
@@ -445,10 +456,11 @@ class TranscribeSummary:
         return self.wall_seconds / self.audio_seconds if self.audio_seconds > 0 else float("nan")
 
     def line(self) -> str:
-        """``transcribed N of M files (K failed): A s of audio (H h) in W s, real-time factor R``."""
+        """``transcribed N of M files, K failed: A s of audio (H h) in W s (C s CPU), real-time factor R``."""
         failed = f", {len(self.failed)} failed" if self.failed else ""
         return (f"transcribed {self.transcribed} of {self.files} files{failed}: {self.audio_seconds:.1f} s of audio "
-                f"({self.audio_seconds / 3600:.2f} h) in {self.wall_seconds:.1f} s, real-time factor {self.rtf:.4f}")
+                f"({self.audio_seconds / 3600:.2f} h) in {self.wall_seconds:.2f} s ({self.cpu_seconds:.2f} s CPU), "
+                f"real-time factor {self.rtf:.4f}")
 
 
 def _output_path(item: AudioInput, fmt: str, output_dir: Path | None) -> Path:
@@ -515,10 +527,10 @@ def transcribe(
     transcriber = Transcriber(model, tokenizer, search, batch_size, segment, channel, options)
     load_seconds = time.perf_counter() - begin
 
-    begin = time.perf_counter()
+    begin, begin_cpu = time.perf_counter(), time.process_time()
     items, failed = find_audio(inputs, list_file)
     for message in failed:
-        report(message)
+        report(message)  # inputs that name no file: before the progress bar starts
     if not items and not failed:
         failed.append("no audio inputs given")
         report(failed[-1])
@@ -529,37 +541,43 @@ def transcribe(
             total += info.frames / info.samplerate if info.samplerate > 0 else 0.0
         except AudioError:
             pass  # reported when its turn comes
-    bar = tqdm(total=round(total, 2), unit="s", desc="transcribe", file=sys.stderr,
+    bar = tqdm(total=total, unit="s", desc="transcribe", file=sys.stderr,
                disable=None if progress is None else not progress,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}{postfix}]")
-    transcriber.on_progress = lambda seconds: bar.update(round(seconds, 2))
+    transcriber.on_progress = bar.update
     by_path = {item.path: item for item in items}
     audio_seconds, done, transcribed = 0.0, 0, 0
     several = len(items) > 1
+
+    def fail(message: str) -> None:
+        failed.append(message)
+        with tqdm.external_write_mode(file=sys.stderr):  # keep the line clear of the bar
+            report(message)
+
     try:
         for path, result in transcriber([item.path for item in items]):
             done += 1
             bar.set_postfix_str(f"{done}/{len(items)} files")
             if isinstance(result, AudioError):
-                failed.append(str(result))
-                report(str(result))
+                fail(str(result))
                 continue
             audio_seconds += result.duration
             transcribed += 1
             item = by_path[path]
             for fmt in formats:
                 if fmt == "txt" and out_dir is None:
-                    stdout.write(f"{path}\t{result.text}\n" if several else f"{result.text}\n")
-                    stdout.flush()
+                    with tqdm.external_write_mode(file=stdout):
+                        stdout.write(f"{path}\t{result.text}\n" if several else f"{result.text}\n")
+                        stdout.flush()
                     continue
                 target = _output_path(item, fmt, out_dir)
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(FORMATS[fmt](result), encoding="utf-8")
                 except OSError as err:
-                    failed.append(f"{target}: cannot write output ({err.strerror or err})")
-                    report(failed[-1])
+                    fail(f"{target}: cannot write output ({err.strerror or err})")
+        bar.update(max(0.0, bar.total - bar.n))  # float sums of the parts fall a hair short
     finally:
         bar.close()
     return TranscribeSummary(len(items), transcribed, failed, audio_seconds, time.perf_counter() - begin,
-                             load_seconds)
+                             time.process_time() - begin_cpu, load_seconds)

@@ -20,7 +20,7 @@ import yaml
 from lhotse import CutSet
 
 from .data import FeatureBatcher, eval_batches
-from .decode import BeamSearch, process_pool
+from .decode import BeamSearch, inheritable, process_pool
 from .score import score
 
 __all__ = ["LM_PARAMS_FILE", "LMParams", "default_params_path", "read_lm_params", "write_lm_params",
@@ -131,9 +131,10 @@ def _emissions(model, cuts: CutSet, max_duration: float) -> tuple[list[str], dic
 _worker: dict = {}
 
 
-def _init_worker(options: dict, ids: list[str], refs: dict[str, str], emissions: list[np.ndarray]) -> None:
+def _init_worker(search: BeamSearch | None, options: dict, ids: list[str], refs: dict[str, str],
+                 emissions: list[np.ndarray]) -> None:
     torch.set_num_threads(1)
-    _worker.update(search=None, options=options, ids=ids, refs=refs, emissions=emissions)
+    _worker.update(search=search, options=options, ids=ids, refs=refs, emissions=emissions)
 
 
 def _wer_at(point: tuple[float, float]) -> float:
@@ -171,10 +172,11 @@ def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | N
              num_workers)
     if num_workers > 0:
         worker_options = {**options, "tokenizer": tokenizer.to_dict()}
-        with process_pool(num_workers, _init_worker, (worker_options, ids, refs, emissions)) as pool:
+        initargs = (inheritable(search), worker_options, ids, refs, emissions)
+        with process_pool(num_workers, _init_worker, initargs) as pool:
             wers = pool.map(_wer_at, points, chunksize=max(1, len(points) // (4 * num_workers)))
     else:
-        _worker.update(search=search, options=options, ids=ids, refs=refs, emissions=emissions)
+        _worker.update(search=search, ids=ids, refs=refs, emissions=emissions)
         wers = [_wer_at(p) for p in points]
     _worker.clear()
     trials = [{"lm_weight": w, "word_score": s, "wer": round(wer, 3)} for (w, s), wer in zip(points, wers)]

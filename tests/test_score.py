@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from asr.score import ScoreResult, UttResult, read_transcripts, score, score_files, write_report
+from asr.score import ScoreResult, UttResult, read_transcripts, read_utt2spk, score, score_files, write_report
 
 
 def _one(ref: str, hyp: str, unit: str = "word") -> ScoreResult:
@@ -72,7 +72,7 @@ def test_utterances_sorted_and_unit_checked():
     r = score({"z": "a", "b": "a", "m": "a"}, {"z": "a", "b": "a", "m": "a"})
     assert [u.id for u in r.utts] == ["b", "m", "z"]
     with pytest.raises(ValueError, match="unit"):
-        score({"a": "x"}, {"a": "x"}, unit="phone")
+        score({"a": "x"}, {"a": "x"}, unit="syllable")
 
 
 def test_read_kaldi_text(tmp_path):
@@ -147,7 +147,8 @@ def test_report_alignment_block(tmp_path):
     assert lines[0] == "%WER 100.00 [ 3 / 3, 1 ins, 1 del, 1 sub ]"
     assert lines[1] == "Scored 1 sentences, 1 with errors (S.Err 100.00%)"
     i = lines.index("id: u1")
-    assert lines[i + 1:i + 4] == [
+    assert lines[i + 1:i + 5] == [
+        "Scores: (#C #S #D #I) 1 1 1 1",
         "REF:  THE cat *** SAT",
         "HYP:  THE bat ON  ***",
         "Eval:     S   I   D",
@@ -159,7 +160,8 @@ def test_report_columns_from_real_alignment(tmp_path):
     write_report(r, tmp_path / "errs.txt")
     lines = (tmp_path / "errs.txt").read_text().splitlines()
     i = lines.index("id: u1")
-    assert lines[i + 1:i + 4] == [
+    assert lines[i + 1:i + 5] == [
+        "Scores: (#C #S #D #I) 2 1 0 1",
         "REF:  A LONGWORD C ***",
         "HYP:  A X        C EXTRA",
         "Eval:   S          I",
@@ -187,7 +189,8 @@ def test_score_files(tmp_path):
     (tmp_path / "hyp-good.jsonl").write_text(
         json.dumps({"id": "u1", "text": "A B C D"}) + "\n" + json.dumps({"id": "u2", "text": "E G"}) + "\n")
     out = tmp_path / "out" / "score"
-    lines = score_files(tmp_path / "ref.txt", [tmp_path / "hyp-bad.txt", tmp_path / "hyp-good.jsonl"], out)
+    lines = score_files(tmp_path / "ref.txt", [tmp_path / "hyp-bad.txt", tmp_path / "hyp-good.jsonl"], out,
+                        html=False)
     assert lines == [
         "hyp-good %WER 16.67 [ 1 / 6, 0 ins, 0 del, 1 sub ]",
         "hyp-bad %WER 50.00 [ 3 / 6, 0 ins, 3 del, 0 sub ]",
@@ -210,19 +213,76 @@ def test_score_files_rejects_same_stem(tmp_path):
         score_files(tmp_path / "ref.txt", [tmp_path / "h.txt", tmp_path / "h.jsonl"], tmp_path / "out")
 
 
-def test_random_pairs_match_levenshtein():
+def _sclite_cost(a: list[str], b: list[str]) -> int:
+    """Minimum of 4 per substitution and 3 per insertion or deletion (sclite's weights)."""
+    prev = [3 * j for j in range(len(b) + 1)]
+    for i, x in enumerate(a, 1):
+        cur = [3 * i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 3, cur[j - 1] + 3, prev[j - 1] + 4 * (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def test_random_pairs_minimise_sclite_cost():
     rng = random.Random(1234)
     vocab = ["a", "b", "c", "d", "e"]
     refs, hyps = {}, {}
-    for k in range(50):
-        refs[f"u{k:02d}"] = " ".join(rng.choices(vocab, k=rng.randint(0, 9)))
-        hyps[f"u{k:02d}"] = " ".join(rng.choices(vocab, k=rng.randint(0, 9)))
+    for k in range(300):
+        refs[f"u{k:03d}"] = " ".join(rng.choices(vocab, k=rng.randint(0, 12)))
+        hyps[f"u{k:03d}"] = " ".join(rng.choices(vocab, k=rng.randint(0, 12)))
     r = score(refs, hyps)
-    expected = [_levenshtein(refs[i].split(), hyps[i].split()) for i in sorted(refs)]
-    assert [u.errors for u in r.utts] == expected
-    assert r.errors == sum(expected)
-    assert r.num_ref == sum(len(t.split()) for t in refs.values())
     for u in r.utts:
+        assert 4 * u.sub + 3 * (u.dele + u.ins) == _sclite_cost(u.ref, u.hyp)
+        assert u.errors >= _levenshtein(u.ref, u.hyp)
         assert [t for _, t, _ in u.ops if t is not None] == u.ref
         assert [t for _, _, t in u.ops if t is not None] == u.hyp
         assert all((op == "C") == (x == y) for op, x, y in u.ops)
+    assert sum(u.errors > _levenshtein(u.ref, u.hyp) for u in r.utts) > 0
+    assert r.num_ref == sum(len(t.split()) for t in refs.values())
+
+
+def test_sclite_weights_prefer_indels_over_two_substitutions():
+    r = _one("A B", "B C")
+    assert r.utts[0].ops == [("D", "A", None), ("C", "B", "B"), ("I", None, "C")]
+    assert r.summary_line() == "%WER 100.00 [ 2 / 2, 1 ins, 1 del, 0 sub ]"
+    r = _one("f d c e a b f f", "e a e b e a a c")
+    assert (r.errors, _levenshtein(r.utts[0].ref, r.utts[0].hyp)) == (8, 7)
+
+
+def test_phone_unit_and_per():
+    r = score({"u": "sh iy hh ae d"}, {"u": "sh iy ae dx"}, "phone")
+    assert r.summary_line() == "%PER 40.00 [ 2 / 5, 0 ins, 1 del, 1 sub ]"
+
+
+def test_speakers_from_ids_and_utt2spk():
+    refs = {"spk1-a": "x", "spk1-b": "x y", "s_2": "z"}
+    r = score(refs, {"spk1-a": "x", "spk1-b": "x", "s_2": "q"})
+    assert {s: (v.num_sents, v.num_ref, v.errors) for s, v in r.by_speaker().items()} == \
+        {"s": (1, 1, 1), "spk1": (2, 3, 1)}
+    r = score(refs, {}, utt2spk={"spk1-a": "A", "spk1-b": "B", "s_2": "A"})
+    assert [(s, v.num_sents, v.missing) for s, v in r.by_speaker().items()] == \
+        [("A", 2, ["s_2", "spk1-a"]), ("B", 1, ["spk1-b"])]
+    with pytest.raises(ValueError, match="utterance 's_2' has no speaker in utt2spk"):
+        score(refs, {}, utt2spk={"spk1-a": "A", "spk1-b": "B"})
+
+
+def test_read_utt2spk_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "utt2spk"
+    p.write_text("u1 s1\n\nu2 s2\n")
+    assert read_utt2spk(p) == {"u1": "s1", "u2": "s2"}
+    p.write_text("u1 s1\nu2\n")
+    with pytest.raises(ValueError, match=r"utt2spk:2: expected 'uttid speaker'"):
+        read_utt2spk(p)
+    p.write_text("u1 s1\nu1 s2\n")
+    with pytest.raises(ValueError, match=r"utt2spk:2: duplicate utterance id 'u1'"):
+        read_utt2spk(p)
+
+
+def test_trn_ids_with_parentheses_in_words(tmp_path):
+    p = tmp_path / "ref.trn"
+    p.write_text("(UH) HELLO (spk-1)\nBYE(spk-2)\nX (a b)\n")
+    with pytest.raises(ValueError, match=r"ref\.trn:3: expected trn line"):
+        read_transcripts(p)
+    p.write_text("(UH) HELLO (spk-1)\nBYE(spk-2)\n")
+    assert read_transcripts(p) == {"spk-1": "(UH) HELLO", "spk-2": "BYE"}

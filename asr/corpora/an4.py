@@ -122,7 +122,7 @@ def _speaker(cut) -> str:
 def prepare_an4(
     corpus_dir: str | Path, out_dir: str | Path, dev_fraction: float = 0.07, seed: int = 0
 ) -> dict[str, CutSet]:
-    """Write ``an4_cuts_{train,dev,test}.jsonl.gz`` and Kaldi-style ``text_{split}`` files.
+    """Write ``an4_cuts_{train,dev,test}.jsonl.gz`` and Kaldi-style ``text_{split}``, ``utt2spk_{split}``.
 
     Args:
         corpus_dir: the ``an4`` directory (holding ``etc/`` and ``wav/``).
@@ -150,9 +150,10 @@ def prepare_an4(
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, cuts in splits.items():
         cuts.to_file(out_dir / f"an4_cuts_{name}.jsonl.gz")
-        with open(out_dir / f"text_{name}", "w") as f:
+        with open(out_dir / f"text_{name}", "w") as text, open(out_dir / f"utt2spk_{name}", "w") as utt2spk:
             for cut in cuts:
-                f.write(f"{cut.id} {cut.supervisions[0].text}\n")
+                text.write(f"{cut.id} {cut.supervisions[0].text}\n")
+                utt2spk.write(f"{cut.id} {_speaker(cut)}\n")
         num_speakers = len({_speaker(c) for c in cuts})
         hours = sum(c.duration for c in cuts) / 3600
         log.info("an4 %s: %d utterances, %d speakers, %.2f h", name, len(cuts), num_speakers, hours)

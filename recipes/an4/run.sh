@@ -8,6 +8,11 @@
 #   3 average   last $avg epoch checkpoints -> $exp_dir/model.pt
 #   4 decode    model.pt + test cuts -> $exp_dir/decode/hyp-test-{greedy,beam}.{txt,jsonl}
 #   5 score     hypotheses vs text_test -> $exp_dir/decode/wer-summary.txt, errs-*.txt
+#   6 lm        text_train -> data/lm/3gram.arpa (interpolated modified Kneser-Ney word 3-gram)
+#   7 lexicon   3gram.arpa words spelled in model.pt's units -> $exp_dir/lexicon.txt
+#   8 tune      dev cuts, LM weight x word score grid -> $exp_dir/lm-params.yaml (read by stage 9)
+#   9 decode    test cuts, lexicon + LM beam search -> $exp_dir/decode/hyp-test-beam-lm.{txt,jsonl}
+#  10 score     greedy, beam and beam-lm vs text_test -> $exp_dir/decode/wer-summary.txt
 #
 # Data: --data-dir DIR (or $AN4_DIR) points at an existing AN4 tree holding etc/ and wav/
 # (WAV or NIST SPHERE files); without it stage 0 downloads the CMU tarball (64 MB).
@@ -16,7 +21,7 @@ set -euo pipefail
 recipe_dir=$(cd "$(dirname "$0")" && pwd)
 
 stage=0
-stop_stage=5
+stop_stage=10
 data_dir=${AN4_DIR:-}
 config=$recipe_dir/../../conf/an4.yaml
 exp_dir=exp
@@ -70,6 +75,34 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: score"
-  asr score --ref $manifests/text_test --out-dir "$exp_dir/decode" \
+  asr score --ref $manifests/text_test --utt2spk $manifests/utt2spk_test --out-dir "$exp_dir/decode" \
     --hyp "$exp_dir/decode/hyp-test-greedy.txt" "$exp_dir/decode/hyp-test-beam.txt"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "Stage 6: word 3-gram from the training transcripts"
+  asr lm build --order 3 --text $manifests/text_train --kaldi --out data/lm/3gram.arpa
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  log "Stage 7: lexicon of the LM's words in the model's units"
+  asr lm lexicon "$exp_dir/model.pt" --lm data/lm/3gram.arpa --out "$exp_dir/lexicon.txt"
+fi
+
+if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+  log "Stage 8: tune LM weight and word score on dev"
+  asr tune "$exp_dir/model.pt" $manifests/an4_cuts_dev.jsonl.gz --lm data/lm/3gram.arpa \
+    --lexicon "$exp_dir/lexicon.txt" --out "$exp_dir/lm-params.yaml"
+fi
+
+if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+  log "Stage 9: decode test with lexicon and LM (tuned values from $exp_dir/lm-params.yaml)"
+  asr decode "$exp_dir/model.pt" $manifests/an4_cuts_test.jsonl.gz --name test \
+    --method beam-lm --out-dir "$exp_dir/decode"
+fi
+
+if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
+  log "Stage 10: score greedy, beam and beam-lm"
+  asr score --ref $manifests/text_test --utt2spk $manifests/utt2spk_test --out-dir "$exp_dir/decode" --hyp "$exp_dir/decode/hyp-test-greedy.txt" \
+    "$exp_dir/decode/hyp-test-beam.txt" "$exp_dir/decode/hyp-test-beam-lm.txt"
 fi

@@ -57,13 +57,15 @@ def log_probs_of(model, cuts, max_duration: float) -> list[tuple[list[str], list
     return batches
 
 
-def best_time(fn, repeats: int) -> float:
-    times = []
+def best_times(fns: list, repeats: int) -> list[float]:
+    """Best wall time of each function, run in turn ``repeats`` times (turns share any load drift)."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [min(spent) for spent in times]
 
 
 def main() -> None:
@@ -76,7 +78,7 @@ def main() -> None:
     parser.add_argument("--word-score", type=float, default=0.0)
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 4, 16, 50, 200])
     parser.add_argument("--beam-threshold", type=float, default=25.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=0, help="also time the search over this many processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the model pass")
     args = parser.parse_args()
@@ -94,24 +96,27 @@ def main() -> None:
         options = dict(beam_size=beam, beam_threshold=args.beam_threshold, lexicon=args.lexicon, lm=args.lm,
                        lm_weight=args.lm_weight, word_score=args.word_score, frame_shift=frame_shift(model))
         search = BeamSearch(tokenizer, **options)
-        bare = best_time(lambda: [search.decoder(lp, lens) for _, _, lp, lens in batches], args.repeats)
         hyps = {}
 
         def ours() -> None:
             for ids, _, lp, lens in batches:
                 hyps.update(zip(ids, (h.text for h in search(lp, lens))))
 
-        wrapped = best_time(ours, args.repeats)
+        def bare() -> None:
+            for _, _, lp, lens in batches:
+                search.decoder(lp, lens)
+
+        bare_s, ours_s = best_times([bare, ours], args.repeats)
         wer = score(refs, hyps, "word").err_rate
         extra = ""
         if args.workers:
             parts = [(lp[i : i + 8], lens[i : i + 8]) for _, _, lp, lens in batches for i in range(0, len(lens), 8)]
             with process_pool(args.workers, _init, ({**options, "tokenizer": tokenizer.to_dict()},)) as pool:
                 pool.map(_run, parts[: args.workers])  # build the searches first
-                pooled = best_time(lambda: pool.map(_run, parts, chunksize=1), args.repeats)
+                pooled = best_times([lambda: pool.map(_run, parts, chunksize=1)], args.repeats)[0]
             extra = f" {1000 * pooled / utts:17.2f}"
-        log.warning("%6d %12.2f %12.2f %9.3f %7.2f%s", beam, 1000 * bare / utts, 1000 * wrapped / utts,
-                    wrapped / bare, wer, extra)
+        log.warning("%6d %12.2f %12.2f %9.3f %7.2f%s", beam, 1000 * bare_s / utts, 1000 * ours_s / utts,
+                    ours_s / bare_s, wer, extra)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,106 @@
+"""``asr export``: the TorchScript model equals the eager one and runs without the ``asr`` package."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from asr.audio import load_audio
+from asr.checkpoint import load_model, model_package, save_atomic
+from asr.cli import main
+from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
+from asr.data import collate_feats
+from asr.decode import greedy_search
+from asr.export import EXPORT_FORMAT, export_model
+from asr.features import LogMel
+from asr.model import CTCModel
+from asr.tokenizer import CharTokenizer
+
+UTTS = ["an406-fcaw-b", "an407-fcaw-b", "an408-fcaw-b"]
+
+# TorchScript is deprecated in torch 2.10+ but still the format that loads without Python model code
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+
+
+def _save_model(path, cell="lstm", kind="stack", factor=3, bidirectional=True, projection=0):
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
+    cfg = ModelConfig(subsampling=SubsamplingConfig(kind=kind, factor=factor, conv_channels=32),
+                      encoder=EncoderConfig(cell=cell, num_layers=2, hidden_size=24, bidirectional=bidirectional,
+                                            projection_size=projection))
+    model = CTCModel(cfg, len(tokenizer.units))
+    model.cmvn.set_stats(10, torch.full((80,), -50.0, dtype=torch.float64), torch.full((80,), 260.0, dtype=torch.float64))
+    save_atomic(model_package(model, tokenizer), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_feats(an4_dir):
+    """Log-mel of three AN4 test files of different lengths, as one padded batch."""
+    logmel = LogMel(ModelConfig().features)
+    waves = [load_audio(an4_dir / "wav" / "an4test_clstk" / "fcaw" / f"{u}.wav") for u in UTTS]
+    return waves, *collate_feats([logmel(w) for w in waves])
+
+
+@pytest.mark.parametrize("cell, kind, factor, bidirectional, projection", [
+    ("lstm", "stack", 3, True, 0), ("gru", "conv", 2, True, 16), ("rnn", "stack", 4, False, 0),
+    ("lstm", "conv", 1, False, 8),
+])
+def test_exported_outputs_equal_eager(tmp_path, real_feats, cell, kind, factor, bidirectional, projection):
+    waves, feats, feat_lens = real_feats
+    model_path = _save_model(tmp_path / "m.pt", cell, kind, factor, bidirectional, projection)
+    out = export_model(model_path, tmp_path / "m.ts")
+    model, tokenizer = load_model(model_path)
+    scripted = torch.jit.load(str(out))
+    with torch.inference_mode():
+        expected, expected_lens = model(feats, feat_lens)
+        got, got_lens = scripted(feats, feat_lens)
+        assert torch.equal(got_lens, expected_lens) and got.shape == expected.shape
+        for b, n in enumerate(expected_lens.tolist()):
+            torch.testing.assert_close(got[b, :n], expected[b, :n], atol=1e-5, rtol=0)
+        single, _ = scripted(feats[2:3, : feat_lens[2]], feat_lens[2:3])  # batch of one, no padding
+        torch.testing.assert_close(single[0], expected[2, : expected_lens[2]], atol=1e-5, rtol=0)
+        assert torch.equal(scripted.features(waves[0]), LogMel(model.cfg.features)(waves[0]))
+        text = greedy_search(expected, expected_lens, tokenizer)[0].text
+        assert scripted.greedy_text(waves[0]) == text
+    assert scripted.units == tokenizer.units and scripted.sample_rate == 16000
+    assert scripted.frame_shift == pytest.approx(0.01 * factor)
+    extra = {"asr.json": ""}
+    torch.jit.load(str(out), _extra_files=extra)
+    meta = json.loads(extra["asr.json"])
+    assert meta["format"] == EXPORT_FORMAT and meta["units"] == tokenizer.units
+
+
+def test_exported_model_runs_without_the_asr_package(tmp_path, an4_dir):
+    model_path = _save_model(tmp_path / "m.pt")
+    assert main(["export", str(model_path), "--out", str(tmp_path / "m.ts")]) == 0
+    wav = an4_dir / "wav" / "an4test_clstk" / "fcaw" / f"{UTTS[0]}.wav"
+    script = (
+        "import sys; sys.modules['asr'] = None\n"  # any import of the package would fail
+        "import soundfile, torch\n"
+        f"m = torch.jit.load({str(tmp_path / 'm.ts')!r})\n"
+        f"wave = torch.from_numpy(soundfile.read({str(wav)!r}, dtype='float32')[0])\n"
+        "print(m.greedy_text(wave))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    model, tokenizer = load_model(model_path)
+    waves = load_audio(wav)
+    feats, lens = collate_feats([LogMel(model.cfg.features)(waves)])
+    with torch.inference_mode():
+        expected = greedy_search(*model(feats, lens), tokenizer)[0].text
+    assert run.stdout == expected + "\n"
+
+
+def test_export_of_a_bad_model_file_is_one_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    assert main(["export", str(bad), "--out", str(tmp_path / "m.ts")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asr export: error: {bad}: ") and err.count("\n") == 1
+    assert not (tmp_path / "m.ts").exists()
