@@ -139,6 +139,21 @@ def _export(args) -> None:
     export_model(args.model, args.out)
 
 
+def _add_beam_options(p: argparse.ArgumentParser, item: str) -> None:
+    """The beam search and LM flags that `decode` and `transcribe` share."""
+    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16, or tuned)")
+    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+    p.add_argument("--nbest", type=int, help=f"hypotheses per {item} in the JSON output (default 1)")
+    p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
+                   "--lexicon, the model's units")
+    p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
+    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight (default: tuned, else 2.0)")
+    p.add_argument("--word-score", type=float, help="beam-lm: score added per word, lexicon search only "
+                   "(default: tuned, else 0)")
+    p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
+                   "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -177,17 +192,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="test", help="set name used in output file names")
     p.add_argument("--method", nargs="+", choices=["greedy", "beam", "beam-lm"], default=["greedy"],
                    help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon")
-    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16, or tuned)")
-    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
-    p.add_argument("--nbest", type=int, help="hypotheses per utterance in the JSON output (default 1)")
-    p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
-                   "--lexicon, the model's units")
-    p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
-    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight (default: tuned, else 2.0)")
-    p.add_argument("--word-score", type=float, help="beam-lm: score added per word, lexicon search only "
-                   "(default: tuned, else 0)")
-    p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
-                   "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
+    _add_beam_options(p, "utterance")
     p.add_argument("--num-workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for the beam search (0: none; default: %(default)s)")
     p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
@@ -274,17 +279,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    "their tree)")
     p.add_argument("--method", choices=["greedy", "beam", "beam-lm"], default="greedy",
                    help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr decode')")
-    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16, or tuned)")
-    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
-    p.add_argument("--nbest", type=int, help="hypotheses per segment in the JSON output (default 1)")
-    p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
-                   "--lexicon, the model's units")
-    p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
-    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight (default: tuned, else 2.0)")
-    p.add_argument("--word-score", type=float, help="beam-lm: score added per word, lexicon search only "
-                   "(default: tuned, else 0)")
-    p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
-                   "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
+    _add_beam_options(p, "segment")
     p.add_argument("--channel", type=int, help="transcribe this channel (0-based) instead of the average of all")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--batch-size", type=int, help="segments per forward pass (default 16)")
