@@ -50,13 +50,18 @@ def _check_file(path: str | Path) -> None:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
 
-def _open(path: str | Path) -> sf.SoundFile:
-    """``sf.SoundFile`` for reading, with one clear ``AudioError`` for each way it can fail."""
+def _libsndfile(path: str | Path, call):
+    """``call(str(path))`` after the file checks; libsndfile failures become one ``AudioError``."""
     _check_file(path)
     try:
-        return sf.SoundFile(str(path))
+        return call(str(path))
     except (RuntimeError, sf.LibsndfileError) as err:
         raise AudioError(f"{path}: not a readable audio file ({_reason(err)})") from None
+
+
+def _open(path: str | Path) -> sf.SoundFile:
+    """``sf.SoundFile`` for reading, with one clear ``AudioError`` for each way it can fail."""
+    return _libsndfile(path, sf.SoundFile)
 
 
 def _check_channel(path: str | Path, channels: int, channel: int | None) -> None:
@@ -81,11 +86,7 @@ def _mono(data: np.ndarray, channel: int | None) -> np.ndarray:
 
 def audio_info(path: str | Path) -> sf._SoundFileInfo:
     """Header of ``path`` (rate, frames, channels) without reading samples."""
-    _check_file(path)
-    try:
-        return sf.info(str(path))
-    except (RuntimeError, sf.LibsndfileError) as err:
-        raise AudioError(f"{path}: not a readable audio file ({_reason(err)})") from None
+    return _libsndfile(path, sf.info)
 
 
 def load_audio(
