@@ -54,8 +54,11 @@ def frame_shift(model) -> float:
 
 
 def _word_spans(tokenizer, tokens: list[int], frames: list[int], shift: float) -> tuple[WordSpan, ...]:
-    """Group units into words (split at the word separator, or before a ``▁`` piece) with their times."""
+    """Group units into words (split at the word separator, before a ``▁`` piece, or at every phone) with times."""
     sil = tokenizer.sil_token
+    if tokenizer.unit_words:  # phones: every unit is a word
+        return tuple(WordSpan(tokenizer.units[t], round(f * shift, 3), round((f + 1) * shift, 3))
+                     for t, f in zip(tokens, frames) if t != tokenizer.blank_id)
     pieces = sil == tokenizer.units[tokenizer.blank_id]  # sentencepiece units mark word starts with "▁"
     spans: list[WordSpan] = []
     word: list[tuple[int, int]] = []

@@ -45,6 +45,7 @@ class ExportedModel(nn.Module):
         units: the tokenizer's units, blank first.
         blank_id: index of the CTC blank.
         word_sep: the unit (or sentencepiece prefix) that marks a word boundary.
+        unit_sep: joins the units of the best path (a space for phones, else nothing).
         sample_rate: Hz expected by ``features``.
         frame_shift: seconds per output frame.
     """
@@ -60,6 +61,7 @@ class ExportedModel(nn.Module):
         self.units = list(tokenizer.units)
         self.blank_id = tokenizer.blank_id
         self.word_sep = "\u2581" if tokenizer.kind == "bpe" else tokenizer.sil_token
+        self.unit_sep = " " if tokenizer.unit_words else ""  # phones: every unit is a word
         self.sample_rate = cfg.features.sample_rate
         self.frame_shift = cfg.features.hop_ms / 1000.0 * cfg.subsampling.factor
 
@@ -89,7 +91,7 @@ class ExportedModel(nn.Module):
             if i != prev and i != self.blank_id:
                 pieces.append(self.units[i])
             prev = i
-        return " ".join("".join(pieces).replace(self.word_sep, " ").split())
+        return " ".join(self.unit_sep.join(pieces).replace(self.word_sep, " ").split())
 
 
 def script_model(model, tokenizer) -> torch.jit.ScriptModule:

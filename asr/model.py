@@ -42,4 +42,4 @@ class CTCModel(nn.Module):
         x = self.specaug(x, feat_lens)
         x, lens = self.subsampling(x, feat_lens)  # (B, T', D)
         x, lens = self.encoder(x, lens)  # (B, T', H)
-        return self.output(x).log_softmax(dim=-1), lens  # (B, T', V)
+        return self.output(x).float().log_softmax(dim=-1), lens  # (B, T', V), fp32 under autocast too

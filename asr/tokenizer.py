@@ -1,4 +1,4 @@
-"""Output units: characters or sentencepiece BPE pieces, with the CTC blank at index 0.
+"""Output units: characters, sentencepiece BPE pieces or phones, with the CTC blank at index 0.
 
 A tokenizer serialises to a plain dict (``to_dict``) that is stored inside the model file.
 """
@@ -13,7 +13,7 @@ import sentencepiece as spm
 
 from .config import TokenizerConfig
 
-__all__ = ["BLANK", "CharTokenizer", "BPETokenizer", "build_tokenizer", "tokenizer_from_dict"]
+__all__ = ["BLANK", "CharTokenizer", "BPETokenizer", "PhoneTokenizer", "build_tokenizer", "tokenizer_from_dict"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class CharTokenizer:
     kind = "char"
     blank_id = 0
     sil_token = WORD_SEP  # what ctc_decoder treats as the word boundary
+    unit_words = False  # words are runs of units between separators
 
     def __init__(self, units: list[str]):
         if units[0] != BLANK or WORD_SEP not in units:
@@ -61,6 +62,7 @@ class BPETokenizer:
     kind = "bpe"
     blank_id = 0
     sil_token = BLANK  # pieces carry their own word boundary ("▁")
+    unit_words = False  # a word starts at each "▁" piece
 
     def __init__(self, model_proto: bytes):
         self.model_proto = model_proto
@@ -93,19 +95,68 @@ class BPETokenizer:
         return {"kind": self.kind, "model_proto": self.model_proto}
 
 
-def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> CharTokenizer | BPETokenizer:
+class PhoneTokenizer:
+    """Whitespace-separated labels (e.g. TIMIT phones): every label is one unit and one "word".
+
+    The units are the blank and the sorted labels of the training text. There is no word
+    separator unit, so, as for BPE, the blank stands in as ``ctc_decoder``'s ``sil_token``.
+    """
+
+    kind = "phone"
+    blank_id = 0
+    sil_token = BLANK  # no separator unit; ctc_decoder needs one of the units and never emits the blank
+    unit_words = True  # each unit is a word of its own (word times are phone times)
+
+    def __init__(self, units: list[str]):
+        if not units or units[0] != BLANK or BLANK in units[1:] or len(set(units)) != len(units):
+            raise ValueError(f"phone units must start with {BLANK!r} and be distinct, got {units[:5]!r}...")
+        if any(not u or u != u.strip() or len(u.split()) != 1 for u in units):
+            raise ValueError("phone units must be non-empty and free of whitespace")
+        self.units = list(units)
+        self._index = {u: i for i, u in enumerate(units)}
+
+    @classmethod
+    def train(cls, texts: Iterable[str]) -> PhoneTokenizer:
+        labels = {label for text in texts for label in text.split()}
+        if BLANK in labels:
+            raise ValueError(f"the training text contains the blank label {BLANK!r}")
+        return cls([BLANK, *sorted(labels)])
+
+    def encode(self, text: str) -> list[int]:
+        """Labels separated by whitespace -> unit ids; a label outside the units raises ``ValueError``."""
+        ids = []
+        for label in text.split():
+            unit = self._index.get(label, self.blank_id)
+            if unit == self.blank_id:  # the blank is no label either
+                raise ValueError(f"phone {label!r} is not in the tokenizer's units")
+            ids.append(unit)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Unit ids (blanks allowed, not collapsed) -> labels joined by single spaces."""
+        return " ".join(self.units[i] for i in ids if i != self.blank_id)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "units": self.units}
+
+
+def build_tokenizer(cfg: TokenizerConfig, texts: Iterable[str]) -> CharTokenizer | BPETokenizer | PhoneTokenizer:
     """Train the tokenizer named by ``cfg.kind`` on ``texts``."""
     if cfg.kind == "char":
         return CharTokenizer.train(texts)
     if cfg.kind == "bpe":
         return BPETokenizer.train(texts, cfg.vocab_size)
-    raise ValueError(f"tokenizer.kind: expected 'char' or 'bpe', got {cfg.kind!r}")
+    if cfg.kind == "phone":
+        return PhoneTokenizer.train(texts)
+    raise ValueError(f"tokenizer.kind: expected 'char', 'bpe' or 'phone', got {cfg.kind!r}")
 
 
-def tokenizer_from_dict(values: dict) -> CharTokenizer | BPETokenizer:
+def tokenizer_from_dict(values: dict) -> CharTokenizer | BPETokenizer | PhoneTokenizer:
     """Inverse of ``to_dict``."""
     if values.get("kind") == "char":
         return CharTokenizer(values["units"])
     if values.get("kind") == "bpe":
         return BPETokenizer(values["model_proto"])
+    if values.get("kind") == "phone":
+        return PhoneTokenizer(values["units"])
     raise ValueError(f"unknown tokenizer kind {values.get('kind')!r}")

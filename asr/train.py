@@ -2,17 +2,23 @@
 
 Resumable at any checkpoint: model, optimizer, scheduler, sampler position and RNG state
 are restored, so a killed run continues with exactly the batches and random masks it
-would have seen.
+would have seen. Runs unchanged under ``torchrun`` (DistributedDataParallel, one sampler
+shard per rank, rank 0 writes), in bf16/fp16 autocast with the CTC loss in fp32, and
+survives faults: SIGTERM/SIGINT save a checkpoint and stop, an out-of-memory batch is
+skipped, a non-finite gradient skips the step, an unreadable checkpoint falls back to the
+one before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
 import os
 import random
 import resource
+import signal
 import time
 from pathlib import Path
 
@@ -23,13 +29,15 @@ from lhotse import CutSet
 
 from .checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
 from .config import TrainConfig, from_dict, to_dict
-from .data import Batch, FeatureBatcher, cut_text, eval_batches, load_cuts, train_sampler
+from .data import Batch, FeatureBatcher, cut_text, eval_batches, load_cuts, prefetched, train_sampler
+from .distributed import Dist, all_sum, broadcast_object, gather_objects, init_distributed, pick_device
 from .decode import greedy_search
 from .model import CTCModel
+from .perturb import speed_perturb
 from .score import score
 from .tokenizer import build_tokenizer
 
-__all__ = ["train", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate"]
+__all__ = ["train", "TrainingStopped", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate", "autocast"]
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +74,10 @@ def ctc_loss(log_probs, out_lens, targets: list[list[int]]) -> tuple[torch.Tenso
     index = keep.nonzero().squeeze(1)
     flat = torch.tensor([u for i in index.tolist() for u in targets[i]], dtype=torch.int64)
     target_lens = torch.tensor([len(targets[i]) for i in index.tolist()], dtype=torch.int64)
-    lp = log_probs[index.to(log_probs.device)].float().transpose(0, 1)  # (B, T, V) -> (T, B, V)
-    loss = F.ctc_loss(lp, flat, out_lens[index.to(out_lens.device)], target_lens, blank=0,
-                      reduction="sum", zero_infinity=True)
+    device = log_probs.device
+    lp = log_probs[index.to(device)].float().transpose(0, 1)  # (B, T, V) -> (T, B, V), fp32 under autocast
+    loss = F.ctc_loss(lp, flat.to(device), out_lens[index.to(out_lens.device)].to(device), target_lens.to(device),
+                      blank=0, reduction="sum", zero_infinity=True)
     return loss, kept, len(targets) - kept
 
 
@@ -95,25 +104,81 @@ def _encode_or_empty(tokenizer, text: str) -> list[int]:
         return []
 
 
+def autocast(device: torch.device, precision: str):
+    """Autocast context for ``precision`` ("fp32": none, "bf16", "fp16" on CUDA only)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            raise ValueError("precision 'bf16' on the CPU needs AVX512-BF16 or AMX (oneDNN has no bf16 LSTM "
+                             "without them) and this CPU has neither; use 'fp32'")
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on the CPU")
+        return torch.autocast("cuda", dtype=torch.float16)
+    raise ValueError(f"precision: expected 'fp32', 'bf16' or 'fp16', got {precision!r}")
+
+
 @torch.no_grad()
-def evaluate(model: CTCModel, tokenizer, cuts: CutSet, batcher: FeatureBatcher) -> dict:
+def evaluate(model: CTCModel, tokenizer, cuts: CutSet, batcher: FeatureBatcher,
+             device: torch.device = torch.device("cpu"), precision: str = "fp32") -> dict:
     """Dev loss per frame (over utterances the tokenizer can spell) and greedy WER/CER."""
     model.eval()
     loss_sum, frames = 0.0, 0
     refs, hyps = {}, {}
     for batch_cuts in eval_batches(cuts, max_duration=300.0):
         batch = batcher(batch_cuts)
-        log_probs, out_lens = model(batch.feats, batch.feat_lens)
+        with autocast(device, precision):
+            log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
         loss, _, _ = ctc_loss(log_probs, out_lens, [_encode_or_empty(tokenizer, t) for t in batch.texts])
         loss_sum += float(loss)
         frames += int(out_lens.sum())
-        for cut_id, ref, hyp in zip(batch.ids, batch.texts, greedy_search(log_probs, out_lens, tokenizer)):
+        for cut_id, ref, hyp in zip(batch.ids, batch.texts, greedy_search(log_probs.float().cpu(), out_lens.cpu(), tokenizer)):
             refs[cut_id], hyps[cut_id] = ref, hyp.text
     return {
         "loss": loss_sum / max(frames, 1),
         "wer": score(refs, hyps, "word").err_rate,
         "cer": score(refs, hyps, "char").err_rate,
     }
+
+
+class TrainingStopped(Exception):
+    """Raised after SIGTERM/SIGINT once the checkpoint at ``path`` is written."""
+
+    def __init__(self, signum: int, path: Path):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint {path}; run the same command to resume")
+        self.signum = signum
+        self.path = path
+
+
+class _StopOnSignal:
+    """Turns SIGTERM/SIGINT into a flag the loop polls between steps; a second SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum == signal.SIGINT == signum:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s received: saving a checkpoint after this step", signal.Signals(signum).name)
+
+    def __enter__(self) -> _StopOnSignal:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: no handlers, no graceful stop
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and ("out of memory" in str(err) or "can't allocate memory" in str(err)))
 
 
 def _latest_checkpoint(exp_dir: Path) -> dict | None:
@@ -139,28 +204,85 @@ def _prune(exp_dir: Path, keep_last: int) -> None:
         path.unlink()
 
 
-def _setup_file_logging(exp_dir: Path) -> None:
+def _setup_logging(exp_dir: Path, ctx: Dist) -> None:
+    """Rank 0 logs to ``exp_dir/train.log`` too; other ranks only report warnings."""
+    if not ctx.is_main:
+        logging.getLogger("asr").setLevel(logging.WARNING)
+        return
     handler = logging.FileHandler(exp_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("asr").addHandler(handler)
 
 
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# Fields that only steer how a run proceeds; changing them between resumes is expected.
+_RUN_CONTROL = {"max_steps", "num_threads", "log_every", "save_every_steps", "device", "keep_last"}
+
+
+def _warn_config_changes(saved: dict, current: dict, prefix: str = "") -> None:
+    """Log every config value that differs from the checkpoint's (the checkpoint's model wins)."""
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            _warn_config_changes(a, b, f"{prefix}{key}.")
+        elif a != b and f"{prefix}{key}" not in _RUN_CONTROL:
+            log.warning("config %s%s is %r, the checkpoint's is %r; the model comes from the checkpoint",
+                        prefix, key, b, a)
+
+
+def _new_model(cfg: TrainConfig, cuts: CutSet, batcher: FeatureBatcher) -> dict:
+    """Tokenizer trained on ``cuts`` and an initialised model with CMVN statistics, as a package."""
+    tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
+    model = CTCModel(cfg.model, len(tokenizer.units))
+    model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts))
+    return model_package(model, tokenizer)
+
+
+def _log_epoch(csv_path: Path, row: dict) -> None:
+    new = not csv_path.exists()
+    with open(csv_path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_dir: str | Path) -> Path:
     """Train a CTC model; resumes from the newest checkpoint in ``exp_dir`` if there is one.
 
-    Writes ``exp_dir/checkpoints/epoch-N.pt`` (last ``cfg.keep_last`` kept), ``config.yaml``
-    and ``log.csv``. Returns the newest checkpoint path.
+    Writes ``exp_dir/checkpoints/epoch-N.pt`` (last ``cfg.keep_last`` kept), ``config.yaml``,
+    ``train.log`` and ``log.csv``; under torchrun only rank 0 writes. Returns the newest
+    checkpoint path. Raises ``TrainingStopped`` after SIGTERM/SIGINT (checkpoint written).
     """
     from tqdm import tqdm
 
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
-    _setup_file_logging(exp_dir)
-    torch.set_num_threads(cfg.num_threads or os.cpu_count() or 1)
-    (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    ctx = init_distributed(device)
+    _setup_logging(exp_dir, ctx)
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(cfg.num_threads or max(1, cores // ctx.local_world_size))
+    if ctx.is_main:
+        (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     log.info("config:\n%s", yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
+    log.info("device %s, precision %s, %d process(es)", device, cfg.precision, ctx.world_size)
+    autocast(device, cfg.precision)  # rejects a bad precision before any work
 
-    cuts = load_cuts(train_cuts)
+    cuts = speed_perturb(load_cuts(train_cuts), cfg.data.speed_perturb)
     too_long = cuts.filter(lambda c: c.duration > cfg.data.max_utt_duration).to_eager()
     if len(too_long):
         log.warning("dropping %d training utterances longer than %.1f s", len(too_long), cfg.data.max_utt_duration)
@@ -172,17 +294,20 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
     torch.manual_seed(cfg.seed)
     state = _latest_checkpoint(exp_dir)
     if state is not None:
-        if state["train_config"] != to_dict(cfg):
-            log.warning("config differs from the checkpoint's; continuing with the checkpoint's model")
-        model, tokenizer = model_from_package(state)
-    else:
-        tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
-        model = CTCModel(cfg.model, len(tokenizer.units))
-        model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts))
+        _warn_config_changes(state["train_config"], to_dict(cfg))
+    package = state or broadcast_object(_new_model(cfg, cuts, batcher) if ctx.is_main else None, ctx)
+    model, tokenizer = model_from_package(package)
+    model.to(device)
     log.info("%d units, %.2fM parameters", len(tokenizer.units), sum(p.numel() for p in model.parameters()) / 1e6)
+    step_model = model
+    if ctx.enabled:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+    torch.manual_seed(cfg.seed + ctx.rank)  # each rank draws its own SpecAugment masks
+    random.seed(cfg.seed + ctx.rank)
 
-    sampler = train_sampler(cuts, cfg.data, cfg.seed)
-    steps_per_epoch = sum(1 for _ in train_sampler(cuts, cfg.data, cfg.seed))
+    sampler = train_sampler(cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank)
+    steps_per_epoch = sum(1 for _ in train_sampler(cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank))
     total_steps = steps_per_epoch * cfg.epochs
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
@@ -190,87 +315,137 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, o.warmup_steps, hold, total_steps, o.final_lr_ratio)
     )
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     epoch, step = 0, 0
     if state is not None:
         ts = state["train_state"]
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
         sampler.load_state_dict(ts["sampler"])
-        torch.set_rng_state(ts["torch_rng"])
-        random.setstate(ts["python_rng"])
+        if scaler is not None and "scaler" in ts:
+            scaler.load_state_dict(ts["scaler"])
+        rngs = ts["rng"]
+        if len(rngs) == ctx.world_size:
+            _set_rng_state(rngs[ctx.rank], device)
+        else:
+            log.warning("checkpoint from %d process(es), now %d: random streams restart", len(rngs), ctx.world_size)
         epoch, step = ts["epoch"], ts["step"]
 
-    def save(name: str, epoch_done: bool) -> Path:
+    def save(name: str, epoch_done: bool, sampler_state: dict | None = None) -> Path:
+        rngs = gather_objects(_rng_state(device), ctx)  # every rank takes part
+        path = exp_dir / "checkpoints" / name
+        if not ctx.is_main:
+            return path
         package = model_package(model, tokenizer)
         package["train_config"] = to_dict(cfg)
         package["train_state"] = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "sampler": sampler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
+            "sampler": sampler_state or sampler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "rng": rngs,
             "epoch": epoch + 1 if epoch_done else epoch,
             "step": step,
         }
-        path = exp_dir / "checkpoints" / name
         save_atomic(package, path)
         _prune(exp_dir, cfg.keep_last)
         return path
 
-    csv_path = exp_dir / "log.csv"
-    new_csv = not csv_path.exists()
     last_path = None
-    while epoch < cfg.epochs:
-        sampler.set_epoch(epoch)
-        model.train()
-        started = time.time()
-        loss_sum = frames = audio = 0.0
-        skipped = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch", disable=None)
-        for batch_cuts in sampler:
-            batch: Batch = batcher(batch_cuts)
-            log_probs, out_lens = model(batch.feats, batch.feat_lens)
-            loss, kept, n_skip = ctc_loss(log_probs, out_lens, [tokenizer.encode(t) for t in batch.texts])
-            skipped += n_skip
-            optimizer.zero_grad(set_to_none=True)
-            if kept:
-                (loss / kept).backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-                optimizer.step()
-            scheduler.step()
-            step += 1
-            loss_sum += loss.item()
-            frames += int(out_lens.sum())
-            audio += float(batch.durations.sum())
-            speed = audio / (time.time() - started)
-            bar.set_postfix(loss=f"{loss_sum / max(frames, 1):.3f}", audio_s_per_s=f"{speed:.0f}")
-            bar.update()
-            if step % cfg.log_every == 0:
-                log.info("epoch %d step %d loss/frame %.4f lr %.2e %.0f audio-s/s",
-                         epoch + 1, step, loss_sum / max(frames, 1), scheduler.get_last_lr()[0], speed)
-            if cfg.save_every_steps and step % cfg.save_every_steps == 0:
-                last_path = save(f"step-{step:08d}.pt", epoch_done=False)
-            if cfg.max_steps and step >= cfg.max_steps:
-                bar.close()
-                log.info("stopping at step %d (max_steps)", step)
-                return save(f"step-{step:08d}.pt", epoch_done=False)
-        bar.close()
-        elapsed = time.time() - started
-        metrics = evaluate(model, tokenizer, dev, batcher)
-        row = {
-            "epoch": epoch + 1, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.3e}",
-            "train_loss": f"{loss_sum / max(frames, 1):.4f}", "dev_loss": f"{metrics['loss']:.4f}",
-            "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
-            "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{audio / elapsed:.1f}", "skipped_utts": skipped,
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        }
-        log.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
-        with open(csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new_csv:
-                writer.writeheader()
-                new_csv = False
-            writer.writerow(row)
-        last_path = save(f"epoch-{epoch + 1:03d}.pt", epoch_done=True)
-        epoch += 1
+    with _StopOnSignal() as stop:
+        while epoch < cfg.epochs:
+            sampler.set_epoch(epoch)
+            model.train()
+            started = time.time()
+            # loss, frames, audio seconds, skipped utterances, out-of-memory batches, non-finite steps
+            totals = [0.0] * 6
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch", disable=None if ctx.is_main else True)
+            for batch, sampler_state in prefetched(sampler, batcher):
+                stats = _train_step(step_model, model, batch, tokenizer, optimizer, scaler, cfg, device, ctx,
+                                    stop.signum is not None)
+                scheduler.step()
+                step += 1
+                totals = [a + b for a, b in zip(totals, stats[:6])]
+                speed = totals[2] * ctx.world_size / (time.time() - started)
+                bar.set_postfix(loss=f"{totals[0] / max(totals[1], 1):.3f}", audio_s_per_s=f"{speed:.0f}")
+                bar.update()
+                if step % cfg.log_every == 0:
+                    log.info("epoch %d step %d loss/frame %.4f lr %.2e %.0f audio-s/s", epoch + 1, step,
+                             totals[0] / max(totals[1], 1), scheduler.get_last_lr()[0], speed)
+                if stats[6]:  # some rank was asked to stop
+                    bar.close()
+                    path = save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
+                    raise TrainingStopped(stop.signum or signal.SIGTERM, path)
+                if cfg.save_every_steps and step % cfg.save_every_steps == 0:
+                    last_path = save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
+                if cfg.max_steps and step >= cfg.max_steps:
+                    bar.close()
+                    log.info("stopping at step %d (max_steps)", step)
+                    return save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
+            bar.close()
+            elapsed = time.time() - started
+            loss_sum, frames, audio, skipped, ooms, nonfinite = all_sum(totals, ctx, device)
+            if ctx.is_main:
+                metrics = evaluate(model, tokenizer, dev, batcher, device, cfg.precision)
+                row = {
+                    "epoch": epoch + 1, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.3e}",
+                    "train_loss": f"{loss_sum / max(frames, 1):.4f}", "dev_loss": f"{metrics['loss']:.4f}",
+                    "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
+                    "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{audio / elapsed:.1f}",
+                    "skipped_utts": int(skipped), "oom_batches": int(ooms), "nonfinite_steps": int(nonfinite),
+                    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                }
+                log.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
+                _log_epoch(exp_dir / "log.csv", row)
+            last_path = save(f"epoch-{epoch + 1:03d}.pt", epoch_done=True)
+            epoch += 1
+            if all_sum([float(stop.signum is not None)], ctx, device)[0]:
+                raise TrainingStopped(stop.signum or signal.SIGTERM, last_path)
     return last_path
+
+
+def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer, scaler, cfg: TrainConfig,
+                device: torch.device, ctx: Dist, stop_requested: bool) -> list[float]:
+    """One optimiser step on this rank's ``batch``.
+
+    The loss is the CTC sum over the utterances kept on *all* ranks divided by their number,
+    so gradients equal a single process's on the union of the ranks' batches. A step whose
+    global gradient norm is not finite is skipped (every rank sees the same norm); an
+    out-of-memory batch is skipped on a single process (under DDP it is raised: the other
+    ranks would wait for its gradients forever).
+
+    Returns [loss sum, frames, audio seconds, skipped utts, oom batches, non-finite steps, stop requested].
+    """
+    optimizer.zero_grad(set_to_none=True)
+    audio = float(batch.durations.sum())
+    try:
+        with autocast(device, cfg.precision):
+            log_probs, out_lens = step_model(batch.feats.to(device), batch.feat_lens.to(device))
+        loss, kept, n_skip = ctc_loss(log_probs, out_lens, [tokenizer.encode(t) for t in batch.texts])
+        global_kept, stop_count = all_sum([kept, float(stop_requested)], ctx, device)
+        nonfinite = 0
+        if global_kept:
+            scaled = loss * (ctx.world_size / global_kept)
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            if torch.isfinite(grad_norm):
+                scaler.step(optimizer) if scaler is not None else optimizer.step()
+            else:
+                nonfinite = 1
+                log.warning("non-finite gradient norm (%s): step skipped", float(grad_norm))
+            if scaler is not None:
+                scaler.update()
+        loss_value = float(loss.detach())
+        loss_value = loss_value if math.isfinite(loss_value) else 0.0
+        return [loss_value, float(out_lens.sum()), audio, n_skip, 0, nonfinite, stop_count]
+    except RuntimeError as err:
+        if ctx.enabled or not _is_out_of_memory(err):
+            raise
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        log.warning("out of memory on a batch of %d utterances (%.1f s of audio, longest %.1f s): skipped",
+                    len(batch.ids), audio, float(batch.durations.max()))
+        return [0.0, 0.0, audio, 0, 1, 0, float(stop_requested)]

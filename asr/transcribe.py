@@ -259,6 +259,9 @@ class Transcriber:
         if tokenizer.kind == "char":  # "|" between words
             self._separator = [u == tokenizer.sil_token for u in units]
             self._starts_word = [False] * len(units)
+        elif tokenizer.unit_words:  # phones: every unit is a word
+            self._separator = [False] * len(units)
+            self._starts_word = [True] * len(units)
         else:  # sentencepiece: "▁" opens a word
             self._separator = [u == "\u2581" for u in units]
             self._starts_word = [u.startswith("\u2581") for u in units]

@@ -35,3 +35,22 @@ def an4_manifests(an4_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("an4_manifests")
     prepare_an4(an4_dir, out)
     return out
+
+
+# A one-layer 32-unit model on 12 s batches: seconds per epoch on the small sets below.
+TINY = [
+    "model.encoder.num_layers=1", "model.encoder.hidden_size=32", "model.subsampling.factor=3",
+    "data.max_duration=12.0", "data.num_buckets=2", "optim.warmup_steps=3", "log_every=1000",
+]
+
+
+@pytest.fixture(scope="session")
+def small_sets(an4_manifests, tmp_path_factory):
+    """12 and 20 real AN4 training utterances as their own manifests."""
+    from asr.data import load_cuts
+
+    out = tmp_path_factory.mktemp("subsets")
+    cuts = load_cuts(an4_manifests / "an4_cuts_train.jsonl.gz")
+    cuts.subset(first=12).to_file(out / "cuts12.jsonl.gz")
+    cuts.filter(lambda c: c.duration < 3.5).subset(first=20).to_file(out / "cuts20.jsonl.gz")
+    return out

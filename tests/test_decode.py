@@ -11,7 +11,7 @@ from asr.config import EncoderConfig, ModelConfig
 from asr.data import load_cuts
 from asr.decode import BeamSearch, Hypothesis, decode_cuts, greedy_search, write_hypotheses
 from asr.model import CTCModel
-from asr.tokenizer import CharTokenizer
+from asr.tokenizer import CharTokenizer, PhoneTokenizer
 
 TOKENIZER = CharTokenizer.train(["AB BA"])  # units: <blk> | A B
 
@@ -63,3 +63,21 @@ def test_write_hypotheses(tmp_path):
     assert path.read_text() == "u1\nu2 B\n"
     rows = [json.loads(line) for line in (tmp_path / "hyp-test-greedy.jsonl").read_text().splitlines()]
     assert rows == [{"id": "u1", "text": "", "score": -0.5}, {"id": "u2", "text": "B", "score": -1.5}]
+
+
+PHONES = PhoneTokenizer.train(["sil aa b", "ax-h sil"])  # units: <blk> aa ax-h b sil
+
+
+def test_phone_greedy_and_beam_give_phones_with_times():
+    """A phone model's "words" are its phones: one span per emitted phone, also for repeats."""
+    frames = [4, 4, 0, 1, 0, 1, 3, 3, 3, 0, 2, 4]  # sil - aa - aa b - ax-h sil
+    log_probs = _one_hot(frames, vocab=5, peak=0.97)[None]
+    lens = torch.tensor([len(frames)])
+    greedy = greedy_search(log_probs, lens, PHONES, frame_shift=0.03)[0]
+    beam = BeamSearch(PHONES, beam_size=8, frame_shift=0.03)(log_probs, lens)[0]
+    for hyp in (greedy, beam):
+        assert hyp.text == "sil aa aa b ax-h sil"
+        assert hyp.tokens == [4, 1, 1, 3, 2, 4]
+        assert [w.word for w in hyp.words] == hyp.text.split()
+        assert [w.start for w in hyp.words] == [0.0, 0.09, 0.15, 0.18, 0.3, 0.33]
+        assert hyp.words[-1].end == 0.36

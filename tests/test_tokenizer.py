@@ -1,4 +1,4 @@
-"""Tests for asr.tokenizer: CharTokenizer, BPETokenizer, build_tokenizer, tokenizer_from_dict."""
+"""Tests for asr.tokenizer: CharTokenizer, BPETokenizer, PhoneTokenizer, build_tokenizer, tokenizer_from_dict."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from asr.config import TokenizerConfig
-from asr.tokenizer import BLANK, BPETokenizer, CharTokenizer, build_tokenizer, tokenizer_from_dict
+from asr.tokenizer import BLANK, BPETokenizer, CharTokenizer, PhoneTokenizer, build_tokenizer, tokenizer_from_dict
 
 TEXTS = ["hello world", "the quick brown fox", "jumps over the lazy dog"]
 
@@ -140,6 +140,58 @@ def test_char_dict_survives_torch_save(chars, tmp_path):
     assert tokenizer_from_dict(torch.load(path, weights_only=True)).units == chars.units
 
 
+# ------------------------------------------------------------------------------- phones
+
+PHONE_TEXTS = ["sil sh iy hh ae cl d sil", "sil d ow n ae s sil", "ax-h q iy"]
+
+
+@pytest.fixture(scope="module")
+def phones() -> PhoneTokenizer:
+    return PhoneTokenizer.train(PHONE_TEXTS)
+
+
+def test_phone_units(phones):
+    labels = sorted({p for text in PHONE_TEXTS for p in text.split()})
+    assert phones.units == [BLANK, *labels]
+    assert phones.kind == "phone" and phones.blank_id == 0
+    assert phones.sil_token == BLANK and phones.unit_words  # no separator unit: the blank stands in
+    assert "ax-h" in phones.units and "|" not in phones.units
+
+
+def test_phone_encode_decode_roundtrip(phones):
+    ids = phones.encode("sil sh iy")
+    assert ids == [phones.units.index(p) for p in ("sil", "sh", "iy")]
+    for text in PHONE_TEXTS + ["iy iy iy", ""]:
+        assert phones.decode(phones.encode(text)) == text
+    assert phones.encode("  sil\tsh  iy ") == ids
+    assert phones.decode([0, ids[0], 0, 0, ids[0], 0]) == "sil sil"  # blanks skipped, repeats kept
+
+
+def test_phone_unknown_label_raises(phones):
+    with pytest.raises(ValueError, match="'zh'"):
+        phones.encode("sil zh iy")
+    with pytest.raises(ValueError, match="'<blk>'"):
+        phones.encode("sil <blk>")
+    with pytest.raises(ValueError, match="blank"):
+        PhoneTokenizer.train(["a <blk> b"])
+
+
+def test_phone_dict_roundtrip(phones, tmp_path):
+    values = phones.to_dict()
+    assert values == {"kind": "phone", "units": phones.units}
+    torch.save(values, tmp_path / "tok.pt")
+    loaded = torch.load(tmp_path / "tok.pt", weights_only=True)
+    for restored in (tokenizer_from_dict(values), tokenizer_from_dict(loaded)):
+        assert isinstance(restored, PhoneTokenizer) and restored.units == phones.units
+        assert restored.encode("d ow n") == phones.encode("d ow n")
+
+
+@pytest.mark.parametrize("units", [["a", BLANK], [BLANK, "a", "a"], [BLANK, "a b"], [BLANK, ""], []])
+def test_phone_bad_units(units):
+    with pytest.raises(ValueError):
+        PhoneTokenizer(units)
+
+
 # ------------------------------------------------------------------------------ builders
 
 
@@ -150,12 +202,14 @@ def test_build_tokenizer():
     assert char.units == [BLANK, "|", *sorted(set("".join(texts)) - {" "})]
     bpe = build_tokenizer(TokenizerConfig(kind="bpe", vocab_size=40), iter(texts))  # any iterable
     assert isinstance(bpe, BPETokenizer) and len(bpe.units) == 41
+    phone = build_tokenizer(TokenizerConfig(kind="phone"), PHONE_TEXTS)
+    assert isinstance(phone, PhoneTokenizer) and phone.units == PhoneTokenizer.train(PHONE_TEXTS).units
     with pytest.raises(ValueError, match="wordpiece"):
         build_tokenizer(TokenizerConfig(kind="wordpiece"), texts)
 
 
 def test_tokenizer_from_dict_unknown_kind():
     with pytest.raises(ValueError, match="unknown tokenizer kind"):
-        tokenizer_from_dict({"kind": "phone", "units": [BLANK, "|"]})
+        tokenizer_from_dict({"kind": "wordpiece", "units": [BLANK, "|"]})
     with pytest.raises(ValueError):
         tokenizer_from_dict({})

@@ -16,21 +16,7 @@ from asr.checkpoint import list_checkpoints, load_file
 from asr.config import load_config
 from asr.data import load_cuts
 from asr.train import ctc_loss, lr_factor, train
-
-TINY = [
-    "model.encoder.num_layers=1", "model.encoder.hidden_size=32", "model.subsampling.factor=3",
-    "data.max_duration=12.0", "data.num_buckets=2", "optim.warmup_steps=3", "log_every=1000",
-]
-
-
-@pytest.fixture(scope="module")
-def small_sets(an4_manifests, tmp_path_factory):
-    """12 and 20 real AN4 training utterances as their own manifests."""
-    out = tmp_path_factory.mktemp("subsets")
-    cuts = load_cuts(an4_manifests / "an4_cuts_train.jsonl.gz")
-    cuts.subset(first=12).to_file(out / "cuts12.jsonl.gz")
-    cuts.filter(lambda c: c.duration < 3.5).subset(first=20).to_file(out / "cuts20.jsonl.gz")
-    return out
+from conftest import TINY
 
 
 def test_ctc_loss_skips_utterances_too_short_for_their_labels():

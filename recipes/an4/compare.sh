@@ -2,8 +2,9 @@
 # AN4 encoder study: vanilla tanh RNN vs GRU vs LSTM at an equal parameter budget.
 #
 # Every model uses the same features, x3 stacking, 3 bidirectional layers, optimiser,
-# schedule, epochs and seed as conf/an4.yaml; only the cell and the hidden size differ, chosen
-# so that each model has 4.19M parameters:
+# schedule and seed as conf/an4.yaml, and the same number of epochs (--epochs, default 30 where
+# run.sh trains 40, so that the three runs fit in about an hour on 2 cores); only the cell and the
+# hidden size differ, chosen so that each model has 4.19M parameters:
 #   lstm 256 units -> 4,189,214   gru 298 units -> 4,187,526   rnn 528 units -> 4,194,462
 #
 # Stages (each one `asr` command, run per cell where it says so):
@@ -28,6 +29,7 @@ config=$recipe_dir/../../conf/an4.yaml
 exp_root=exp/compare
 cells="rnn gru lstm"
 avg=5
+epochs=30
 threads=0
 # Diagnose utterances: the three longest AN4 test recordings (5.8-6.2 s, 193-206 encoder frames).
 diag_utts="cen5-fcaw-b cen4-mdms2-b cen7-mdms2-b"
@@ -41,8 +43,9 @@ while [ $# -gt 0 ]; do
     --exp-root) exp_root=$2 ;;
     --cells) cells=$2 ;;
     --avg) avg=$2 ;;
+    --epochs) epochs=$2 ;;
     --threads) threads=$2 ;;
-    *) echo "$0: unknown option $1 (known: --stage --stop-stage --data-dir --config --exp-root --cells --avg --threads)" >&2; exit 2 ;;
+    *) echo "$0: unknown option $1 (known: --stage --stop-stage --data-dir --config --exp-root --cells --avg --epochs --threads)" >&2; exit 2 ;;
   esac
   shift 2
 done
@@ -61,7 +64,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     log "Stage 1: train $cell ($(hidden_of $cell) units) into $exp_root/$cell"
     asr train --config "$config" --train $manifests/an4_cuts_train.jsonl.gz --dev $manifests/an4_cuts_dev.jsonl.gz \
       --exp-dir "$exp_root/$cell" model.encoder.cell=$cell model.encoder.hidden_size=$(hidden_of $cell) \
-      num_threads=$threads
+      epochs=$epochs num_threads=$threads
   done
 fi
 

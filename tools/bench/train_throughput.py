@@ -6,9 +6,10 @@ config's ``DataConfig``, and their log-mel features are computed once with ``Fea
 Feature extraction (and reading the audio) is therefore EXCLUDED from both contenders, and so
 is encoding the transcripts into unit ids. The two contenders then train on identical batches:
 
-  toolkit  the step of ``asr.train.train``: ``CTCModel`` forward (CMVN, SpecAugment, x3 frame
-           stacking, ``RecurrentEncoder`` with dropout, output layer, log_softmax),
-           ``asr.train.ctc_loss``, backward, ``clip_grad_norm_``, AdamW step, LR scheduler step.
+  toolkit  ``asr.train._train_step``, the step of ``asr.train.train`` itself: ``CTCModel`` forward
+           (CMVN, SpecAugment, x3 frame stacking, ``RecurrentEncoder`` with dropout, output layer,
+           log_softmax), ``asr.train.ctc_loss`` (transcripts encoded in the step, as in training),
+           backward, ``clip_grad_norm_`` with the non-finite check, AdamW step; then the LR scheduler.
   bare     ``nn.LSTM(bidirectional=True, num_layers=L, batch_first=True)`` on the same stacked
            frames (stacked once up front, no CMVN / SpecAugment / dropout), ``nn.Linear``,
            log_softmax, ``F.ctc_loss``, backward, AdamW step. Fast, but its backward direction
@@ -51,11 +52,12 @@ from torch import Tensor, nn
 import asr
 from asr.config import TrainConfig, load_config
 from asr.corpora.an4 import prepare_an4
-from asr.data import FeatureBatcher, cut_text, train_sampler
+from asr.data import Batch, FeatureBatcher, cut_text, train_sampler
+from asr.distributed import Dist
 from asr.model import CTCModel
 from asr.subsampling import StackSubsampling
-from asr.tokenizer import build_tokenizer
-from asr.train import ctc_loss, lr_factor
+from asr.tokenizer import build_tokenizer, tokenizer_from_dict
+from asr.train import _train_step, lr_factor
 
 REPO = Path(asr.__file__).resolve().parents[1]
 CONTENDERS = ("toolkit", "bare")
@@ -67,7 +69,8 @@ class Work:
 
     feats: Tensor  # (B, T, F) log-mel, for the toolkit
     feat_lens: Tensor  # (B,) int64
-    targets: list[list[int]]  # unit ids per utterance, for asr.train.ctc_loss
+    texts: list[str]  # transcripts, encoded inside the toolkit's step
+    targets: list[list[int]]  # unit ids per utterance
     stacked: Tensor  # (B, T // k, k * F), for the bare loop
     stacked_lens: Tensor  # (B,) int64
     flat_targets: Tensor  # (sum of target lengths,) int64, for F.ctc_loss
@@ -116,7 +119,7 @@ def prepare_work(batches, tokenizer, factor: int, num_mels: int) -> list[Work]:
         targets = [tokenizer.encode(t) for t in batch.texts]
         stacked, stacked_lens = stack(batch.feats, batch.feat_lens)
         work.append(Work(
-            feats=batch.feats, feat_lens=batch.feat_lens, targets=targets,
+            feats=batch.feats, feat_lens=batch.feat_lens, texts=batch.texts, targets=targets,
             stacked=stacked.contiguous(), stacked_lens=stacked_lens,
             flat_targets=torch.tensor([u for t in targets for u in t], dtype=torch.int64),
             target_lens=torch.tensor([len(t) for t in targets], dtype=torch.int64),
@@ -161,17 +164,13 @@ def build_bare(cfg: TrainConfig, vocab: int, device: str):
     return model, optimizer
 
 
-def toolkit_step(model, optimizer, scheduler, w: Work, grad_clip: float) -> float:
+def toolkit_step(model, optimizer, scheduler, tokenizer, w: Work, cfg: TrainConfig) -> float:
     """One optimiser step exactly as in ``asr.train.train``; returns the summed loss."""
-    log_probs, out_lens = model(w.feats, w.feat_lens)
-    loss, kept, _ = ctc_loss(log_probs, out_lens, w.targets)
-    optimizer.zero_grad(set_to_none=True)
-    if kept:
-        (loss / kept).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+    batch = Batch(ids=[], texts=w.texts, feats=w.feats, feat_lens=w.feat_lens,
+                  durations=torch.tensor([w.audio_s]))
+    stats = _train_step(model, model, batch, tokenizer, optimizer, None, cfg, w.feats.device, Dist(), False)
     scheduler.step()
-    return loss.item()
+    return stats[0]
 
 
 def bare_step(model, optimizer, w: Work) -> float:
@@ -201,12 +200,13 @@ def timed_pass(step, work: list[Work], device: str) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def make_steps(cfg: TrainConfig, names, vocab: int, cmvn: tuple, device: str) -> dict:
+def make_steps(cfg: TrainConfig, names, tokenizer, cmvn: tuple, device: str) -> dict:
     """Contender name -> step function of one ``Work``."""
     steps = {}
+    vocab = len(tokenizer.units)
     if "toolkit" in names:
         model, optimizer, scheduler = build_toolkit(cfg, vocab, cmvn, device)
-        steps["toolkit"] = lambda w: toolkit_step(model, optimizer, scheduler, w, cfg.optim.grad_clip)
+        steps["toolkit"] = lambda w: toolkit_step(model, optimizer, scheduler, tokenizer, w, cfg)
     if "bare" in names:
         model_b, optimizer_b = build_bare(cfg, vocab, device)
         steps["bare"] = lambda w: bare_step(model_b, optimizer_b, w)
@@ -237,7 +237,7 @@ def memory_child(args: argparse.Namespace, name: str, work_file: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure_memory(args: argparse.Namespace, work: list[Work], vocab: int, cmvn: tuple) -> dict:
+def measure_memory(args: argparse.Namespace, work: list[Work], tokenizer, cmvn: tuple) -> dict:
     """Peak memory of each contender, each alone in a fresh process that loads only the batches.
 
     A child process keeps the audio decoding and feature extraction of the set-up (which peak
@@ -245,7 +245,7 @@ def measure_memory(args: argparse.Namespace, work: list[Work], vocab: int, cmvn:
     """
     with tempfile.TemporaryDirectory() as tmp:
         work_file = Path(tmp) / "work.pt"
-        torch.save({"work": [vars(w) for w in work], "vocab": vocab, "cmvn": cmvn}, work_file)
+        torch.save({"work": [vars(w) for w in work], "tokenizer": tokenizer.to_dict(), "cmvn": cmvn}, work_file)
         return {name: memory_child(args, name, work_file) for name in CONTENDERS}
 
 
@@ -253,7 +253,8 @@ def run_only(args: argparse.Namespace, cfg: TrainConfig) -> None:
     """Child mode: load the batches, two passes of one contender; print peak memory as JSON."""
     saved = torch.load(args.work_file, weights_only=True)
     work = to_device([Work(**w) for w in saved["work"]], args.device)
-    step = make_steps(cfg, [args.only], saved["vocab"], saved["cmvn"], args.device)[args.only]
+    tokenizer = tokenizer_from_dict(saved["tokenizer"])
+    step = make_steps(cfg, [args.only], tokenizer, saved["cmvn"], args.device)[args.only]
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     before = peak_mib(args.device)
@@ -336,10 +337,10 @@ def main() -> None:
         return
     batches, tokenizer = load_batches(cfg, args.data_dir, args.batches)
     work = prepare_work(batches, tokenizer, cfg.model.subsampling.factor, cfg.model.features.num_mels)
-    vocab, cmvn = len(tokenizer.units), cmvn_stats(work)
-    times = time_interleaved(make_steps(cfg, CONTENDERS, vocab, cmvn, args.device),
+    cmvn = cmvn_stats(work)
+    times = time_interleaved(make_steps(cfg, CONTENDERS, tokenizer, cmvn, args.device),
                              to_device(work, args.device), args.repeats, args.device)
-    memory = measure_memory(args, work, vocab, cmvn) if args.memory else {}
+    memory = measure_memory(args, work, tokenizer, cmvn) if args.memory else {}
     print(describe(cfg, args, work))
     report(times, sum(w.audio_s for w in work), memory, args.device)
 

@@ -1,0 +1,52 @@
+"""Two training steps of ``asr.train._train_step`` on fixed global batches, alone or under torchrun.
+
+    python tests/ddp_step_check.py CUTS OUT.pt                      # one process, whole batches
+    torchrun --standalone --nproc-per-node 2 tests/ddp_step_check.py CUTS OUT.pt   # rank r: cuts r::2
+
+Rank 0 saves the summed losses of each step and the final weights; tests/test_ddp.py compares
+the two runs. Dropout and SpecAugment are off, so both runs see the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from lhotse import CutSet
+
+from asr.config import load_config
+from asr.data import FeatureBatcher, cut_text, load_cuts
+from asr.distributed import all_sum, init_distributed
+from asr.model import CTCModel
+from asr.tokenizer import build_tokenizer
+from asr.train import _train_step, compute_cmvn
+
+OVERRIDES = ["model.encoder.num_layers=2", "model.encoder.hidden_size=24", "model.encoder.dropout=0.0",
+             "model.specaug.freq_masks=0", "model.specaug.time_masks=0", "optim.lr=0.01"]
+
+
+def main(cuts_path: str, out_path: str) -> None:
+    torch.set_num_threads(1)
+    cfg = load_config(None, OVERRIDES)
+    device = torch.device("cpu")
+    ctx = init_distributed(device)
+    cuts = list(load_cuts(cuts_path))[:8]
+    batcher = FeatureBatcher(cfg.model.features)
+    tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
+    torch.manual_seed(0)
+    model = CTCModel(cfg.model, len(tokenizer.units))
+    model.cmvn.set_stats(*compute_cmvn(CutSet.from_cuts(cuts), batcher, 100))
+    step_model = torch.nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
+    model.train()
+    losses = []
+    for global_batch in (cuts[:4], cuts[4:]):
+        mine = CutSet.from_cuts(global_batch[ctx.rank :: ctx.world_size])
+        stats = _train_step(step_model, model, batcher(mine), tokenizer, optimizer, None, cfg, device, ctx, False)
+        losses.append(all_sum([stats[0]], ctx, device)[0])
+    if ctx.is_main:
+        torch.save({"losses": losses, "state_dict": model.state_dict()}, out_path)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
