@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from .config import EncoderConfig
 from .masks import make_pad_mask
 
-__all__ = ["CELLS", "reverse_padded", "RecurrentLayer", "RecurrentEncoder", "build_encoder"]
+__all__ = ["CELLS", "reverse_padded", "RecurrentLayer", "Dropout", "RecurrentEncoder", "build_encoder"]
 
 CELLS = {
     "lstm": nn.LSTM,
@@ -62,6 +62,26 @@ class RecurrentLayer(nn.Module):
         return torch.cat([out, reverse_padded(back, lens)], dim=-1)  # (B, T, 2H)
 
 
+class Dropout(nn.Module):
+    """Inverted dropout, as ``nn.Dropout``, with the mask drawn by ``rand_like``.
+
+    On the CPU ``nn.Dropout``'s ``bernoulli_`` took 5% of an AN4 training step; a uniform draw
+    and a comparison do the same job in about 60% of the time (``tools/bench/train_profile.py``).
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout: expected 0 <= p < 1, got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))  # (B, T, D)
+        return x * keep
+
+
 class RecurrentEncoder(nn.Module):
     """``num_layers`` recurrent layers, each followed by dropout and an optional projection."""
 
@@ -83,7 +103,7 @@ class RecurrentEncoder(nn.Module):
                 dim = cfg.projection_size
             else:
                 self.projections.append(nn.Identity())
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output_dim = dim
 
     def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:

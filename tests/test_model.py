@@ -114,3 +114,19 @@ def test_bad_encoder_config_raises(field, value, message):
 def test_bad_subsampling_raises(kind, factor):
     with pytest.raises(ValueError, match="subsampling"):
         CTCModel(ModelConfig(subsampling=SubsamplingConfig(kind=kind, factor=factor)), 5)
+
+
+def test_dropout_keeps_the_expected_fraction_and_scales_like_nn_dropout():
+    from asr.encoder import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(64, 100, 32)
+    drop = Dropout(0.2).train()
+    y = drop(x)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - 0.8) < 0.01
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.8))
+    assert abs(y.mean().item() - 1.0) < 0.02  # expectation preserved
+    assert torch.equal(drop.eval()(x), x)
+    with pytest.raises(ValueError, match="dropout"):
+        Dropout(1.0)
