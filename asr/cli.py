@@ -13,13 +13,51 @@ __all__ = ["main"]
 log = logging.getLogger("asr")
 
 
+def _only_for(corpus: str, options: dict, owner: str) -> None:
+    """Reject the ``options`` (name -> value; None or False: not given) unless ``corpus`` is ``owner``."""
+    given = [name for name, value in options.items() if value not in (None, False)]
+    if given and corpus != owner:
+        raise ValueError(f"{', '.join(given)}: {owner} only, not for {corpus}")
+
+
 def _download(args) -> None:
+    _only_for(args.corpus, {"--parts": args.parts, "--train-960": args.train_960}, "librispeech")
+    _only_for(args.corpus, {"--files": args.files}, "librispeech-lm")
+    if args.corpus == "librispeech":
+        from .corpora.librispeech import download_librispeech
+
+        print(download_librispeech(args.target_dir, args.parts, args.train_960))
+        return
+    if args.corpus == "librispeech-lm":
+        from .corpora.librispeech import LM_FILES, download_librispeech_lm
+
+        print(download_librispeech_lm(args.target_dir, args.files or LM_FILES))
+        return
     from .corpora.an4 import download_an4
 
     print(download_an4(args.target_dir))
 
 
 def _prepare(args) -> None:
+    librispeech_only = {"--parts": args.parts, "--train-960": args.train_960, "--num-jobs": args.num_jobs}
+    _only_for(args.corpus, librispeech_only, "librispeech")
+    timit_only = {"--phones": args.phones, "--dev-speakers": args.dev_speakers, "--test-speakers": args.test_speakers}
+    if args.corpus == "timit":
+        from .corpora.timit import prepare_timit, read_speaker_list
+
+        prepare_timit(args.corpus_dir, args.out_dir, phones=args.phones or 48,
+                      dev_speakers=read_speaker_list(args.dev_speakers) if args.dev_speakers else None,
+                      test_speakers=read_speaker_list(args.test_speakers) if args.test_speakers else None)
+        return
+    given = [name for name, value in timit_only.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: timit only, not for {args.corpus}")
+    if args.corpus == "librispeech":
+        from .corpora.librispeech import prepare_librispeech
+
+        jobs = {"num_jobs": args.num_jobs} if args.num_jobs else {}
+        prepare_librispeech(args.corpus_dir, args.out_dir, parts=args.parts, train_960=args.train_960, **jobs)
+        return
     from .corpora.an4 import prepare_an4
 
     prepare_an4(args.corpus_dir, args.out_dir, dev_fraction=args.dev_fraction, seed=args.seed)
@@ -27,10 +65,14 @@ def _prepare(args) -> None:
 
 def _train(args) -> None:
     from .config import load_config
-    from .train import train
+    from .train import TrainingStopped, train
 
     cfg = load_config(args.config, args.overrides)
-    train(cfg, args.train, args.dev, args.exp_dir)
+    try:
+        train(cfg, args.train, args.dev, args.exp_dir)
+    except TrainingStopped as stopped:
+        log.warning("%s", stopped)
+        sys.exit(128 + stopped.signum)
 
 
 def _average(args) -> None:
@@ -139,6 +181,18 @@ def _export(args) -> None:
     export_model(args.model, args.out)
 
 
+def _diagnose(args) -> None:
+    from .diagnose import diagnose, load_models
+
+    diagnose(load_models(args.models, args.labels), args.audio, args.out_dir)
+
+
+def _curves(args) -> None:
+    from .curves import plot_curves
+
+    plot_curves(args.exp_dirs, args.out, args.labels)
+
+
 def _add_beam_options(p: argparse.ArgumentParser, item: str) -> None:
     """The beam search and LM flags that `decode` and `transcribe` share."""
     p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16, or tuned)")
@@ -158,17 +212,34 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("download", help="download a corpus (an4)")
-    p.add_argument("corpus", choices=["an4"])
+    p = sub.add_parser("download", help="download a corpus (an4, librispeech) or the LibriSpeech LM resources")
+    p.add_argument("corpus", choices=["an4", "librispeech", "librispeech-lm"],
+                   help="librispeech-lm: the official n-grams, lexicon and LM text (openslr SLR11)")
     p.add_argument("target_dir", type=Path)
+    p.add_argument("--parts", nargs="+", metavar="PART", help="librispeech: parts to fetch (default: "
+                   "train-clean-100, dev-clean, dev-other, test-clean, test-other)")
+    p.add_argument("--train-960", action="store_true", help="librispeech: train-clean-360 and train-other-500 too")
+    p.add_argument("--files", nargs="+", metavar="NAME", help="librispeech-lm: file names (default: all six; "
+                   "files already in TARGET_DIR are skipped)")
     p.set_defaults(func=_download)
 
-    p = sub.add_parser("prepare", help="write lhotse cut manifests for a corpus (an4)")
-    p.add_argument("corpus", choices=["an4"])
-    p.add_argument("corpus_dir", type=Path, help="corpus directory (holding etc/ and wav/ for an4)")
+    p = sub.add_parser("prepare", help="write lhotse cut manifests for a corpus (an4, timit, librispeech)")
+    p.add_argument("corpus", choices=["an4", "timit", "librispeech"])
+    p.add_argument("corpus_dir", type=Path, help="corpus directory (holding etc/ and wav/ for an4, "
+                   "TRAIN/ and TEST/ for timit, the parts for librispeech)")
     p.add_argument("out_dir", type=Path)
     p.add_argument("--dev-fraction", type=float, default=0.07, help="share of training speakers held out")
     p.add_argument("--seed", type=int, default=0, help="picks the dev speakers")
+    p.add_argument("--phones", type=int, choices=[48, 61, 39], help="timit: training phone set (default 48)")
+    p.add_argument("--dev-speakers", type=Path, metavar="FILE", help="timit: dev speaker ids, one per line "
+                   "(default: the standard 50)")
+    p.add_argument("--test-speakers", type=Path, metavar="FILE", help="timit: test speaker ids (default: the "
+                   "24 of the core test set)")
+    p.add_argument("--parts", nargs="+", metavar="PART", help="librispeech: parts to prepare (default: "
+                   "train-clean-100, dev-clean, dev-other, test-clean, test-other)")
+    p.add_argument("--train-960", action="store_true", help="librispeech: all three training parts, plus their "
+                   "union as librispeech_cuts_train-960.jsonl.gz")
+    p.add_argument("--num-jobs", type=int, help="librispeech: threads reading FLAC headers (default 4)")
     p.set_defaults(func=_prepare)
 
     p = sub.add_parser("train", help="train a CTC model (resumes automatically)")
@@ -294,6 +365,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path)
     p.add_argument("--out", type=Path, required=True, help="TorchScript file (e.g. model.ts)")
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("diagnose", help="gradient norm vs lag and gate activations of models on audio files")
+    p.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="model files or training checkpoints")
+    p.add_argument("--audio", type=Path, nargs="+", required=True, metavar="FILE")
+    p.add_argument("--out-dir", type=Path, required=True, help="gets gradient_lag.{json,png}, gates.json and "
+                   "gates_LABEL.png per gated model")
+    p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per model (default: the model's "
+                   "directory name, the run's for EXP/checkpoints/*.pt)")
+    p.set_defaults(func=_diagnose)
+
+    p = sub.add_parser("curves", help="plot train loss, dev loss and dev WER per epoch from runs' log.csv")
+    p.add_argument("exp_dirs", type=Path, nargs="+", metavar="EXP_DIR")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write; the numbers go to OUT with suffix .json")
+    p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per run (default: directory names)")
+    p.set_defaults(func=_curves)
     return parser
 
 

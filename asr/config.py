@@ -74,7 +74,7 @@ class ModelConfig:
 
 @dataclass
 class TokenizerConfig:
-    kind: str = "char"  # "char" (letters, "|" between words) or "bpe" (sentencepiece)
+    kind: str = "char"  # "char" (letters, "|" between words), "bpe" (sentencepiece) or "phone" (space-separated labels)
     vocab_size: int = 256  # sentencepiece vocabulary size (bpe only)
 
 
@@ -84,6 +84,7 @@ class DataConfig:
     num_buckets: int = 8  # duration buckets of the sampler
     max_utt_duration: float = 30.0  # longer training utterances are dropped (and counted)
     cmvn_max_utts: int = 2000  # utterances used to estimate global CMVN
+    speed_perturb: list[float] = field(default_factory=list)  # speeds of extra training copies, e.g. [0.9, 1.1]; [] = off
 
 
 @dataclass
@@ -107,7 +108,9 @@ class TrainConfig:
     keep_last: int = 5  # epoch checkpoints kept on disk
     save_every_steps: int = 0  # extra mid-epoch checkpoint interval; 0 = epoch ends only
     max_steps: int = 0  # stop after this many optimiser steps (0 = no limit); resumable
-    num_threads: int = 0  # torch intra-op threads; 0 = all cores
+    num_threads: int = 0  # torch intra-op threads; 0 = all cores (shared out among torchrun's local ranks)
+    device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when available); torchrun rank r uses cuda:LOCAL_RANK
+    precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or GPU) or "fp16" (autocast + loss scaling, GPU); CTC in fp32
     log_every: int = 50  # steps between log lines
 
 
@@ -135,6 +138,11 @@ def from_dict(cls: type, values: dict, prefix: str = "") -> Any:
 
 
 def _coerce(hint: Any, value: Any, name: str) -> Any:
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ValueError(f"config {name}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_coerce(item, v, f"{name}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string

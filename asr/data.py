@@ -7,18 +7,24 @@ speech), so a manifest is all a recipe stores and the model sees exactly the fro
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torchaudio.functional as AF
 from lhotse import CutSet, load_manifest_lazy
+from lhotse.augmentation import AudioTransform
 from lhotse.dataset import DynamicBucketingSampler, DynamicCutSampler
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from .audio import load_audio
+from .audio import AudioError, load_audio
 from .config import DataConfig, FeatureConfig
 from .features import LogMel
 
@@ -30,6 +36,7 @@ __all__ = [
     "collate_feats",
     "FeatureBatcher",
     "train_sampler",
+    "prefetched",
     "eval_batches",
 ]
 
@@ -56,12 +63,35 @@ def load_cuts(path: str | Path) -> CutSet:
 
 
 def cut_audio(cut, sample_rate: int) -> Tensor:
-    """(N,) float32 samples of a mono cut, read straight from its source file with soundfile."""
-    source = cut.recording.sources[0]
+    """(N,) float32 samples of a mono cut, read straight from its source file with soundfile.
+
+    A cut whose recording carries lhotse audio transforms (e.g. ``Speed`` from ``perturb_speed``) is
+    read as lhotse reads it: the source span the transforms map back to, at the file's rate, then
+    each transform, then cut to the cut's own sample count. Untransformed cuts skip all that.
+    """
+    recording = cut.recording
+    source = recording.sources[0]
     if source.type != "file":
         raise ValueError(f"cut {cut.id}: only file audio sources are supported, got {source.type!r}")
-    whole = cut.start == 0 and abs(cut.duration - cut.recording.duration) < 1e-3
-    return load_audio(source.source, sample_rate, cut.start, None if whole else cut.duration)
+    whole = cut.start == 0 and abs(cut.duration - recording.duration) < 1e-3
+    if not recording.transforms:
+        return load_audio(source.source, sample_rate, cut.start, None if whole else cut.duration)
+    rate = recording.sampling_rate
+    transforms = [t if isinstance(t, AudioTransform) else AudioTransform.from_dict(t) for t in recording.transforms]
+    offset, duration = cut.start, None if whole else cut.duration
+    for transform in reversed(transforms):  # the cut's span in the untransformed file
+        offset, duration = transform.reverse_timestamps(offset, duration, rate)
+    samples = load_audio(source.source, rate, offset, duration).numpy()[None]  # (N,) -> (1, N)
+    for transform in transforms:
+        samples = transform(samples, rate)
+    wave = torch.from_numpy(samples[0])  # (1, N') -> (N',)
+    expected = cut.num_samples
+    tolerance = math.ceil(0.025 * rate)  # lhotse's default: resampling rounds the sample count
+    if abs(wave.numel() - expected) > tolerance:
+        raise AudioError(f"{source.source}: cut {cut.id}: the transforms gave {wave.numel()} samples, "
+                         f"the manifest says {expected}")
+    wave = torch.nn.functional.pad(wave[:expected], (0, max(0, expected - wave.numel())))
+    return wave if rate == sample_rate else AF.resample(wave, rate, sample_rate)
 
 
 def cut_text(cut) -> str:
@@ -96,8 +126,13 @@ class FeatureBatcher:
         )
 
 
-def train_sampler(cuts: CutSet, cfg: DataConfig, seed: int) -> DynamicBucketingSampler:
-    """Shuffled, duration-bucketed batches of at most ``cfg.max_duration`` seconds."""
+def train_sampler(cuts: CutSet, cfg: DataConfig, seed: int, world_size: int = 1, rank: int = 0
+                  ) -> DynamicBucketingSampler:
+    """Shuffled, duration-bucketed batches of at most ``cfg.max_duration`` seconds.
+
+    Under DDP each rank takes every ``world_size``-th batch, and every rank gets the same number
+    of batches (lhotse splits the last ones), so the ranks never wait for each other at the end.
+    """
     return DynamicBucketingSampler(
         cuts,
         max_duration=cfg.max_duration,
@@ -105,9 +140,33 @@ def train_sampler(cuts: CutSet, cfg: DataConfig, seed: int) -> DynamicBucketingS
         shuffle=True,
         drop_last=False,
         seed=seed,
+        world_size=world_size,
+        rank=rank,
     )
 
 
+def prefetched(sampler, batcher: FeatureBatcher) -> Iterator[tuple[Batch, dict]]:
+    """(batch, sampler state just after drawing it) for every batch of ``sampler``.
+
+    The next batch's audio is read and its features computed in a background thread while the
+    caller trains on this one (soundfile and torch release the GIL). The sampler itself is then one
+    batch ahead, so a checkpoint must store the state yielded with the batch it has trained on.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
+        batches = iter(sampler)
+
+        def draw():
+            cuts = next(batches, None)
+            return None if cuts is None else (pool.submit(batcher, cuts), copy.deepcopy(sampler.state_dict()))
+
+        pending = draw()
+        while pending is not None:
+            future, state = pending
+            pending = draw()
+            yield future.result(), state
+
+
 def eval_batches(cuts: CutSet, max_duration: float) -> DynamicCutSampler:
-    """Batches in order of decreasing duration (little padding), every cut exactly once."""
-    return DynamicCutSampler(cuts.sort_by_duration(ascending=False), max_duration=max_duration)
+    """Batches in order of decreasing duration (little padding), every cut exactly once, on every rank."""
+    # world_size=1: lhotse would otherwise shard by the torch.distributed rank (dev loss, CMVN)
+    return DynamicCutSampler(cuts.sort_by_duration(ascending=False), max_duration=max_duration, world_size=1, rank=0)
