@@ -25,6 +25,7 @@ from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.audio import AudioSource
 
 from ..audio import audio_info
+from .splits import write_split
 
 __all__ = ["AN4_URL", "download_an4", "parse_transcription", "prepare_an4"]
 
@@ -149,12 +150,5 @@ def prepare_an4(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, cuts in splits.items():
-        cuts.to_file(out_dir / f"an4_cuts_{name}.jsonl.gz")
-        with open(out_dir / f"text_{name}", "w") as text, open(out_dir / f"utt2spk_{name}", "w") as utt2spk:
-            for cut in cuts:
-                text.write(f"{cut.id} {cut.supervisions[0].text}\n")
-                utt2spk.write(f"{cut.id} {_speaker(cut)}\n")
-        num_speakers = len({_speaker(c) for c in cuts})
-        hours = sum(c.duration for c in cuts) / 3600
-        log.info("an4 %s: %d utterances, %d speakers, %.2f h", name, len(cuts), num_speakers, hours)
+        write_split(cuts, out_dir, "an4", name)
     return splits

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lhotse import CutSet, MonoCut, SupervisionSegment
-from lhotse.qa import validate
+
+from .splits import write_split
 
 __all__ = [
     "LIBRISPEECH_PARTS",
@@ -227,16 +228,5 @@ def prepare_librispeech(corpus_dir: str | Path, out_dir: str | Path, parts: Sequ
         splits[TRAIN_960] = CutSet.from_cuts([cut for part in TRAIN_960_PARTS for cut in splits[part]])
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, cuts in splits.items():
-        try:
-            validate(cuts)
-        except AssertionError as err:  # lhotse checks with bare asserts
-            raise ValueError(f"librispeech {name}: invalid manifest ({err})") from None
-        cuts.to_file(out_dir / f"librispeech_cuts_{name}.jsonl.gz")
-        with open(out_dir / f"text_{name}", "w") as text, open(out_dir / f"utt2spk_{name}", "w") as utt2spk:
-            for cut in cuts:
-                text.write(f"{cut.id} {cut.supervisions[0].text}\n")
-                utt2spk.write(f"{cut.id} {cut.supervisions[0].speaker}\n")
-        num_speakers = len({c.supervisions[0].speaker for c in cuts})
-        hours = sum(c.duration for c in cuts) / 3600
-        log.info("librispeech %s: %d utterances, %d speakers, %.2f h", name, len(cuts), num_speakers, hours)
+        write_split(cuts, out_dir, "librispeech", name)
     return splits

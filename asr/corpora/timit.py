@@ -32,11 +32,11 @@ from pathlib import Path
 
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.audio import AudioSource
-from lhotse.qa import validate
 from lhotse.supervision import AlignmentItem
 
 from ..audio import audio_info
 from ..phones import TIMIT_61, TIMIT_61_TO_39, TIMIT_61_TO_48
+from .splits import write_split
 
 __all__ = ["TIMIT_DEV_SPEAKERS", "TIMIT_CORE_TEST_SPEAKERS", "PHONE_SETS", "read_phn", "read_speaker_list",
            "prepare_timit"]
@@ -247,17 +247,5 @@ def prepare_timit(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, cuts in splits.items():
-        try:
-            validate(cuts)
-        except AssertionError as err:  # lhotse checks with bare asserts
-            raise ValueError(f"timit {name}: invalid manifest ({err})") from None
-        cuts.to_file(out_dir / f"timit_cuts_{name}.jsonl.gz")
-        with open(out_dir / f"text_{name}", "w") as text, open(out_dir / f"utt2spk_{name}", "w") as utt2spk:
-            for cut in cuts:
-                text.write(f"{cut.id} {cut.supervisions[0].text}\n")
-                utt2spk.write(f"{cut.id} {cut.supervisions[0].speaker}\n")
-        num_speakers = len({c.supervisions[0].speaker for c in cuts})
-        hours = sum(c.duration for c in cuts) / 3600
-        log.info("timit %s: %d utterances, %d speakers, %.2f h, %d phones", name, len(cuts), num_speakers, hours,
-                 phones)
+        write_split(cuts, out_dir, "timit", name, f", {phones} phones")
     return splits
