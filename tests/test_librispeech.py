@@ -217,10 +217,10 @@ def test_download_librispeech_parts(tmp_path, monkeypatch):
 def test_speed_perturbed_cut_is_read_resampled(tiny_corpus, tmp_path):
     from lhotse import CutSet
 
+    from asr.config import FeatureConfig
     from asr.corpora.librispeech import prepare_librispeech
     from asr.data import cut_audio, load_cuts
     from asr.features import LogMel
-    from asr.config import FeatureConfig
     from asr.perturb import speed_perturb
 
     prepare_librispeech(tiny_corpus, tmp_path, parts=["dev-clean"], num_jobs=1)
@@ -249,7 +249,7 @@ def test_speed_perturbed_cut_is_read_resampled(tiny_corpus, tmp_path):
 
 
 def test_speed_perturb_config_field():
-    from asr.config import DataConfig, load_config, to_dict, from_dict, TrainConfig
+    from asr.config import DataConfig, TrainConfig, from_dict, load_config, to_dict
 
     assert DataConfig().speed_perturb == []
     cfg = load_config(None, ["data.speed_perturb=[0.9,1.1]"])
