@@ -39,28 +39,27 @@ def _download(args) -> None:
 
 
 def _prepare(args) -> None:
-    librispeech_only = {"--parts": args.parts, "--train-960": args.train_960, "--num-jobs": args.num_jobs}
-    _only_for(args.corpus, librispeech_only, "librispeech")
-    timit_only = {"--phones": args.phones, "--dev-speakers": args.dev_speakers, "--test-speakers": args.test_speakers}
+    _only_for(args.corpus, {"--dev-fraction": args.dev_fraction, "--seed": args.seed}, "an4")
+    _only_for(args.corpus, {"--phones": args.phones, "--dev-speakers": args.dev_speakers,
+                            "--test-speakers": args.test_speakers}, "timit")
+    _only_for(args.corpus, {"--parts": args.parts, "--train-960": args.train_960, "--num-jobs": args.num_jobs},
+              "librispeech")
     if args.corpus == "timit":
         from .corpora.timit import prepare_timit, read_speaker_list
 
         prepare_timit(args.corpus_dir, args.out_dir, phones=args.phones or 48,
                       dev_speakers=read_speaker_list(args.dev_speakers) if args.dev_speakers else None,
                       test_speakers=read_speaker_list(args.test_speakers) if args.test_speakers else None)
-        return
-    given = [name for name, value in timit_only.items() if value is not None]
-    if given:
-        raise ValueError(f"{', '.join(given)}: timit only, not for {args.corpus}")
-    if args.corpus == "librispeech":
+    elif args.corpus == "librispeech":
         from .corpora.librispeech import prepare_librispeech
 
         jobs = {"num_jobs": args.num_jobs} if args.num_jobs else {}
         prepare_librispeech(args.corpus_dir, args.out_dir, parts=args.parts, train_960=args.train_960, **jobs)
-        return
-    from .corpora.an4 import prepare_an4
+    else:
+        from .corpora.an4 import prepare_an4
 
-    prepare_an4(args.corpus_dir, args.out_dir, dev_fraction=args.dev_fraction, seed=args.seed)
+        defaults = {"dev_fraction": args.dev_fraction, "seed": args.seed}
+        prepare_an4(args.corpus_dir, args.out_dir, **{k: v for k, v in defaults.items() if v is not None})
 
 
 def _train(args) -> None:
@@ -228,8 +227,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus_dir", type=Path, help="corpus directory (holding etc/ and wav/ for an4, "
                    "TRAIN/ and TEST/ for timit, the parts for librispeech)")
     p.add_argument("out_dir", type=Path)
-    p.add_argument("--dev-fraction", type=float, default=0.07, help="share of training speakers held out")
-    p.add_argument("--seed", type=int, default=0, help="picks the dev speakers")
+    p.add_argument("--dev-fraction", type=float, help="an4: share of training speakers held out (default 0.07)")
+    p.add_argument("--seed", type=int, help="an4: picks the dev speakers (default 0)")
     p.add_argument("--phones", type=int, choices=[48, 61, 39], help="timit: training phone set (default 48)")
     p.add_argument("--dev-speakers", type=Path, metavar="FILE", help="timit: dev speaker ids, one per line "
                    "(default: the standard 50)")

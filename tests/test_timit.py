@@ -306,3 +306,10 @@ def test_recipe_requires_data_dir(tmp_path):
     result = subprocess.run(["bash", str(REPO / "recipes/timit/run.sh"), "--bogus", "1"], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "unknown option --bogus" in result.stderr
+
+
+def test_prepare_rejects_an4_only_options_for_timit(tmp_path, capsys):
+    from asr.cli import main
+
+    assert main(["prepare", "timit", str(tmp_path), str(tmp_path / "out"), "--dev-fraction", "0.1"]) == 1
+    assert capsys.readouterr().err.strip() == "asr prepare: error: --dev-fraction: an4 only, not for timit"
