@@ -72,6 +72,11 @@ def _train(args) -> None:
     except TrainingStopped as stopped:
         log.warning("%s", stopped)
         sys.exit(128 + stopped.signum)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():  # under torchrun
+            dist.destroy_process_group()
 
 
 def _average(args) -> None:
