@@ -145,13 +145,19 @@ def train_sampler(cuts: CutSet, cfg: DataConfig, seed: int, world_size: int = 1,
     )
 
 
-def prefetched(sampler, batcher: FeatureBatcher) -> Iterator[tuple[Batch, dict]]:
+def prefetched(sampler, batcher: FeatureBatcher, background: bool = True) -> Iterator[tuple[Batch, dict]]:
     """(batch, sampler state just after drawing it) for every batch of ``sampler``.
 
-    The next batch's audio is read and its features computed in a background thread while the
-    caller trains on this one (soundfile and torch release the GIL). The sampler itself is then one
-    batch ahead, so a checkpoint must store the state yielded with the batch it has trained on.
+    With ``background`` the next batch's audio is read and its features computed in a thread
+    while the caller trains on this one (soundfile and torch release the GIL): worth it when a
+    GPU does the training, not on a small CPU, where the thread competes with the step's own
+    threads (13-16% slower epochs on 2 cores). The sampler is then one batch ahead, so a
+    checkpoint must store the state yielded with the batch it has trained on.
     """
+    if not background:
+        for cuts in sampler:
+            yield batcher(cuts), sampler.state_dict()
+        return
     with ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
         batches = iter(sampler)
 

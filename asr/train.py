@@ -360,7 +360,7 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
             # loss, frames, audio seconds, skipped utterances, out-of-memory batches, non-finite steps
             totals = [0.0] * 6
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch", disable=None if ctx.is_main else True)
-            for batch, sampler_state in prefetched(sampler, batcher):
+            for batch, sampler_state in prefetched(sampler, batcher, background=device.type == "cuda"):
                 stats = _train_step(step_model, model, batch, tokenizer, optimizer, scaler, cfg, device, ctx,
                                     stop.signum is not None)
                 scheduler.step()
