@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,15 @@ def corpus_dir(name: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def run_recipe(recipe: str, args: list, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """``bash recipes/RECIPE/run.sh ARGS`` in ``cwd`` with this venv's ``asr`` first on PATH; must succeed."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env)
+    result = subprocess.run(["bash", str(REPO / "recipes" / recipe / "run.sh"), *map(str, args)],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,8 @@ directory shaped like openslr SLR11 (``3-gram.pruned.1e-7.arpa.gz``, ``librispee
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from conftest import REPO
+from conftest import REPO, run_recipe
 
 TINY_CONFIG = """\
 model:
@@ -268,17 +266,12 @@ def test_speed_perturb_config_field():
 def test_librispeech_recipe_stages_end_to_end(an4_dir, tiny_corpus, tmp_path):
     lm_dir = make_lm_dir(an4_dir, tmp_path)
     (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
-    # one thread per process: on a busy 2-core machine two spinning OpenMP threads make a tiny decode 3x slower
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
     work = tmp_path / "work"
     work.mkdir()
-    result = subprocess.run(
-        ["bash", str(REPO / "recipes/librispeech/run.sh"), "--data-dir", str(tiny_corpus), "--lm-dir", str(lm_dir),
-         "--config", str(tmp_path / "tiny.yaml"), "--ngpu", "0", "--speed-perturb", "0.9,1.1", "--avg", "2",
-         "--nj", "0"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # one thread per process: on a busy 2-core machine two spinning OpenMP threads make a tiny decode 3x slower
+    result = run_recipe("librispeech", ["--data-dir", tiny_corpus, "--lm-dir", lm_dir, "--config", tmp_path / "tiny.yaml",
+                                        "--ngpu", "0", "--speed-perturb", "0.9,1.1", "--avg", "2", "--nj", "0"],
+                        work, OMP_NUM_THREADS="1")
     for stage in (1, 2, 3, 4, 5, 8, 9, 10, 11):
         assert f"Stage {stage}:" in result.stdout
     assert "Stage 0:" not in result.stdout and "Stage 6:" not in result.stdout and "Stage 7:" not in result.stdout
@@ -302,12 +295,8 @@ def test_librispeech_recipe_stages_end_to_end(an4_dir, tiny_corpus, tmp_path):
     assert "lm_weight" in (exp / "lm-3-gram.pruned.1e-7/lm-params.yaml").read_text()
     assert "%WER" in result.stdout
 
-    own = subprocess.run(
-        ["bash", str(REPO / "recipes/librispeech/run.sh"), "--data-dir", str(tiny_corpus), "--lm-dir", str(lm_dir),
-         "--lm", "own", "--stage", "7", "--stop-stage", "7"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert own.returncode == 0, own.stderr[-3000:]
+    run_recipe("librispeech", ["--data-dir", tiny_corpus, "--lm-dir", lm_dir, "--lm", "own", "--stage", "7",
+                               "--stop-stage", "7"], work, OMP_NUM_THREADS="1")
     arpa = (work / "data/lm/own-3gram.arpa").read_text()
     assert arpa.startswith("\\data\\\nngram 1=") and "\\3-grams:" in arpa
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, run_recipe
 
 TINY_CONFIG = """\
 model:
@@ -45,15 +43,9 @@ def _tiny_an4(an4_dir: Path, root: Path, speakers_per_split: dict[str, int], utt
 def test_an4_recipe_stages_end_to_end(an4_dir, tmp_path):
     corpus = _tiny_an4(an4_dir, tmp_path / "corpus", {"train": 8, "test": 2})
     (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     work = tmp_path / "work"
     work.mkdir()
-    result = subprocess.run(
-        ["bash", str(REPO / "recipes/an4/run.sh"), "--data-dir", str(corpus),
-         "--config", str(tmp_path / "tiny.yaml"), "--avg", "2"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_recipe("an4", ["--data-dir", corpus, "--config", tmp_path / "tiny.yaml", "--avg", "2"], work)
     for stage in range(1, 6):
         assert f"Stage {stage}:" in result.stdout
     manifests = work / "data/manifests"

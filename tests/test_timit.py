@@ -13,11 +13,10 @@ import logging
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, corpus_dir
+from conftest import REPO, corpus_dir, run_recipe
 
 from asr.corpora.timit import (TIMIT_CORE_TEST_SPEAKERS, TIMIT_DEV_SPEAKERS, prepare_timit, read_phn,
                                read_speaker_list)
@@ -260,16 +259,12 @@ def test_timit_recipe_end_to_end(timit_sample, tmp_path):
     (tmp_path / "dev.list").write_text("fvmh0\n")
     (tmp_path / "test.list").write_text("falk0\n")
     (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
-    # one thread per process: the decode and score commands would otherwise use every core
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
     work = tmp_path / "work"
     work.mkdir()
-    result = subprocess.run(
-        ["bash", str(REPO / "recipes/timit/run.sh"), "--data-dir", str(tree), "--config", str(tmp_path / "tiny.yaml"),
-         "--avg", "2", "--dev-speakers", str(tmp_path / "dev.list"), "--test-speakers", str(tmp_path / "test.list")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # one thread per process: the decode and score commands would otherwise use every core
+    result = run_recipe("timit", ["--data-dir", tree, "--config", tmp_path / "tiny.yaml", "--avg", "2",
+                                  "--dev-speakers", tmp_path / "dev.list", "--test-speakers", tmp_path / "test.list"],
+                        work, OMP_NUM_THREADS="1")
     for stage in range(1, 6):
         assert f"Stage {stage}:" in result.stdout
     manifests = work / "data/manifests"

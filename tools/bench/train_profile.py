@@ -22,23 +22,19 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
-from itertools import islice
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import (  # noqa: E402
-    REPO, cmvn_stats, default_data_dir, make_steps, median_ratio, prepare_work, time_interleaved, timed_pass,
+    REPO, cmvn_stats, default_data_dir, load_batches, make_steps, median_ratio, prepare_work, time_interleaved,
+    timed_pass,
 )
 
 from asr.config import TrainConfig, load_config  # noqa: E402
-from asr.corpora.an4 import prepare_an4  # noqa: E402
-from asr.data import FeatureBatcher, cut_text, train_sampler  # noqa: E402
-from asr.tokenizer import build_tokenizer  # noqa: E402
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 CATEGORIES = (  # (name, substrings of profiler op names), first match wins
@@ -75,20 +71,6 @@ def sgemm_flops(m: int, k: int, n: int, seconds: float = 1.0) -> float:
     return 2 * m * k * n * count / (time.perf_counter() - start)
 
 
-def load(cfg: TrainConfig, data_dir: Path, count: int):
-    """(batches, tokenizer, feature seconds per audio second) for the first ``count`` sampler batches."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cuts = prepare_an4(data_dir, tmp)["train"]
-    cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration).to_eager()
-    tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
-    batcher = FeatureBatcher(cfg.model.features)
-    cut_batches = list(islice(train_sampler(cuts, cfg.data, cfg.seed), count))
-    start = time.perf_counter()
-    batches = [batcher(b) for b in cut_batches]
-    seconds = time.perf_counter() - start
-    return batches, tokenizer, seconds / sum(float(b.durations.sum()) for b in batches)
-
-
 def profile_categories(step, work) -> tuple[dict[str, float], list[tuple[str, float]]]:
     """Self CPU seconds per category and the ten most expensive ops, over one pass."""
     from torch.profiler import ProfilerActivity, profile
@@ -117,9 +99,10 @@ def main() -> None:
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = "cpu"
 
-    batches, tokenizer, feature_cost = load(cfg, args.data_dir, args.batches)
+    batches, tokenizer, feature_seconds = load_batches(cfg, args.data_dir, args.batches)
     work = prepare_work(batches, tokenizer, cfg.model.subsampling.factor, cfg.model.features.num_mels)
     audio = sum(w.audio_s for w in work)
+    feature_cost = feature_seconds / audio
     real = sum(int(w.stacked_lens.sum()) for w in work)
     padded = sum(w.stacked.size(0) * w.stacked.size(1) for w in work)
     steps = make_steps(cfg, ("toolkit", "bare"), tokenizer, cmvn_stats(work), device)

@@ -101,14 +101,17 @@ def default_data_dir() -> Path:
 
 
 def load_batches(cfg: TrainConfig, data_dir: Path, count: int):
-    """The first ``count`` training batches of the config's sampler, with features; and the tokenizer."""
+    """The first ``count`` training batches of the config's sampler, with features; the tokenizer; and
+    the seconds spent reading their audio and computing their features."""
     with tempfile.TemporaryDirectory() as tmp:
         cuts = prepare_an4(data_dir, tmp)["train"]
     cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration).to_eager()
     tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
     batcher = FeatureBatcher(cfg.model.features)
-    batches = [batcher(b) for b in islice(train_sampler(cuts, cfg.data, cfg.seed), count)]
-    return batches, tokenizer
+    cut_batches = list(islice(train_sampler(cuts, cfg.data, cfg.seed), count))
+    start = time.perf_counter()
+    batches = [batcher(b) for b in cut_batches]
+    return batches, tokenizer, time.perf_counter() - start
 
 
 def prepare_work(batches, tokenizer, factor: int, num_mels: int) -> list[Work]:
@@ -335,7 +338,7 @@ def main() -> None:
     if args.only:
         run_only(args, cfg)
         return
-    batches, tokenizer = load_batches(cfg, args.data_dir, args.batches)
+    batches, tokenizer, _ = load_batches(cfg, args.data_dir, args.batches)
     work = prepare_work(batches, tokenizer, cfg.model.subsampling.factor, cfg.model.features.num_mels)
     cmvn = cmvn_stats(work)
     times = time_interleaved(make_steps(cfg, CONTENDERS, tokenizer, cmvn, args.device),
