@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,18 @@ def run_recipe(recipe: str, args: list, cwd: Path, **env: str) -> subprocess.Com
                             cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def start_train(cuts: Path, exp: Path, overrides: list[str], until: Callable[[], bool], what: str,
+                **popen) -> subprocess.Popen:
+    """Start ``asr train`` on ``cuts`` in a subprocess; return once ``until()`` holds or the process ended."""
+    process = subprocess.Popen([sys.executable, "-m", "asr.cli", "train", "--train", str(cuts), "--dev", str(cuts),
+                                "--exp-dir", str(exp), *overrides], **popen)
+    deadline = time.time() + 120
+    while not until() and process.poll() is None:
+        assert time.time() < deadline, f"training never {what}"
+        time.sleep(0.02)
+    return process
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ import csv
 import math
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -16,7 +14,7 @@ from asr.checkpoint import list_checkpoints, load_file
 from asr.config import load_config
 from asr.data import load_cuts
 from asr.train import ctc_loss, lr_factor, train
-from conftest import TINY
+from conftest import TINY, start_train
 
 
 def test_ctc_loss_skips_utterances_too_short_for_their_labels():
@@ -102,13 +100,8 @@ def test_sigkill_at_any_moment_then_resume_reaches_the_same_weights(small_sets, 
     reference = train(load_config(None, overrides), cuts, cuts, tmp_path / "ref")
 
     exp = tmp_path / "killed"
-    command = [sys.executable, "-m", "asr.cli", "train", "--train", str(cuts), "--dev", str(cuts),
-               "--exp-dir", str(exp), *overrides]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not list(exp.glob("checkpoints/step-0000000[3-9].pt")) and process.poll() is None:
-        assert time.time() < deadline, "training never wrote its third checkpoint"
-        time.sleep(0.05)
+    process = start_train(cuts, exp, overrides, lambda: bool(list(exp.glob("checkpoints/step-0000000[3-9].pt"))),
+                          "wrote its third checkpoint", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"

@@ -7,7 +7,6 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from asr.config import load_config
 from asr.data import load_cuts, train_sampler
 from asr.model import CTCModel
 from asr.train import train
-from conftest import TINY
+from conftest import TINY, start_train
 
 
 def _weights(path):
@@ -41,13 +40,9 @@ def test_signal_saves_a_checkpoint_exits_cleanly_and_resumes_to_the_same_weights
     reference = train(load_config(None, overrides), cuts, cuts, tmp_path / "ref")
 
     exp = tmp_path / "stopped"
-    command = [sys.executable, "-m", "asr.cli", "train", "--train", str(cuts), "--dev", str(cuts),
-               "--exp-dir", str(exp), *overrides]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline, log_file = time.time() + 120, exp / "train.log"
-    while not (log_file.exists() and "epoch 1 step 2 " in log_file.read_text()):
-        assert process.poll() is None and time.time() < deadline, "training never reached step 2"
-        time.sleep(0.02)
+    log_file = exp / "train.log"
+    process = start_train(cuts, exp, overrides, lambda: log_file.exists() and "epoch 1 step 2 " in log_file.read_text(),
+                          "reached step 2", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr[-2000:]
