@@ -10,7 +10,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-log = logging.getLogger("asr")
+log = logging.getLogger(__name__)
 
 
 def _only_for(corpus: str, options: dict, owner: str) -> None:
@@ -24,16 +24,16 @@ def _download(args) -> None:
     _only_for(args.corpus, {"--parts": args.parts, "--train-960": args.train_960}, "librispeech")
     _only_for(args.corpus, {"--files": args.files}, "librispeech-lm")
     if args.corpus == "librispeech":
-        from .corpora.librispeech import download_librispeech
+        from .data.corpora.librispeech import download_librispeech
 
         print(download_librispeech(args.target_dir, args.parts, args.train_960))
         return
     if args.corpus == "librispeech-lm":
-        from .corpora.librispeech import LM_FILES, download_librispeech_lm
+        from .data.corpora.librispeech import LM_FILES, download_librispeech_lm
 
         print(download_librispeech_lm(args.target_dir, args.files or LM_FILES))
         return
-    from .corpora.an4 import download_an4
+    from .data.corpora.an4 import download_an4
 
     print(download_an4(args.target_dir))
 
@@ -45,18 +45,18 @@ def _prepare(args) -> None:
     _only_for(args.corpus, {"--parts": args.parts, "--train-960": args.train_960, "--num-jobs": args.num_jobs},
               "librispeech")
     if args.corpus == "timit":
-        from .corpora.timit import prepare_timit, read_speaker_list
+        from .data.corpora.timit import prepare_timit, read_speaker_list
 
         prepare_timit(args.corpus_dir, args.out_dir, phones=args.phones or 48,
                       dev_speakers=read_speaker_list(args.dev_speakers) if args.dev_speakers else None,
                       test_speakers=read_speaker_list(args.test_speakers) if args.test_speakers else None)
     elif args.corpus == "librispeech":
-        from .corpora.librispeech import prepare_librispeech
+        from .data.corpora.librispeech import prepare_librispeech
 
         jobs = {"num_jobs": args.num_jobs} if args.num_jobs else {}
         prepare_librispeech(args.corpus_dir, args.out_dir, parts=args.parts, train_960=args.train_960, **jobs)
     else:
-        from .corpora.an4 import prepare_an4
+        from .data.corpora.an4 import prepare_an4
 
         defaults = {"dev_fraction": args.dev_fraction, "seed": args.seed}
         prepare_an4(args.corpus_dir, args.out_dir, **{k: v for k, v in defaults.items() if v is not None})
@@ -64,7 +64,7 @@ def _prepare(args) -> None:
 
 def _train(args) -> None:
     from .config import load_config
-    from .train import TrainingStopped, train
+    from .training.loop import TrainingStopped, train
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -80,7 +80,7 @@ def _train(args) -> None:
 
 
 def _average(args) -> None:
-    from .checkpoint import average_checkpoints, list_checkpoints, save_atomic
+    from .model.checkpoint import average_checkpoints, list_checkpoints, save_atomic
 
     paths = list_checkpoints(args.exp_dir)[-args.last:]
     save_atomic(average_checkpoints(paths), args.out)
@@ -88,10 +88,10 @@ def _average(args) -> None:
 
 
 def _decode(args) -> None:
-    from .checkpoint import load_model
-    from .data import load_cuts
-    from .decode import decode_cuts, write_hypotheses
-    from .tune import beam_lm_options, default_params_path
+    from .model.checkpoint import load_model
+    from .data.cuts import load_cuts
+    from .decoding.search import decode_cuts, write_hypotheses
+    from .decoding.tune import beam_lm_options, default_params_path
 
     model, tokenizer = load_model(args.model)
     cuts = load_cuts(args.cuts)
@@ -111,25 +111,25 @@ def _decode(args) -> None:
 
 def _lm(args) -> None:
     if args.lm_command == "build":
-        from .lm import build_lm
+        from .decoding.lm import build_lm
 
         tokenizer = None
         if args.units_of is not None:
-            from .checkpoint import load_model
+            from .model.checkpoint import load_model
 
             tokenizer = load_model(args.units_of)[1]
         build_lm(args.text, args.out, args.order, args.prune_singletons, args.kaldi, tokenizer)
     else:
-        from .checkpoint import load_model
-        from .lexicon import lexicon_from_words
+        from .model.checkpoint import load_model
+        from .decoding.lexicon import lexicon_from_words
 
         lexicon_from_words(load_model(args.model)[1], args.out, args.lm, args.text, args.kaldi)
 
 
 def _tune(args) -> None:
-    from .checkpoint import load_model
-    from .data import load_cuts
-    from .tune import default_params_path, search_points, tune, write_lm_params
+    from .model.checkpoint import load_model
+    from .data.cuts import load_cuts
+    from .decoding.tune import default_params_path, search_points, tune, write_lm_params
 
     model, tokenizer = load_model(args.model)
     points = search_points(args.search, tuple(args.lm_weight_range), tuple(args.word_score_range), args.points,
@@ -140,13 +140,13 @@ def _tune(args) -> None:
 
 
 def _score(args) -> None:
-    from .score_text import Normalizer
+    from .scoring.normalize import Normalizer
 
     if args.ref is None:
         raise ValueError("--ref is required")
     normalizer = Normalizer(args.case, args.remove_punct, args.split_hyphens, args.mapping, args.fold)
     if args.score_command == "compare":
-        from .score_stats import compare_files
+        from .scoring.stats import compare_files
 
         result = compare_files(args.ref, args.hyp_a, args.hyp_b, args.unit, utt2spk=args.utt2spk,
                                normalizer=normalizer, n_boot=args.bootstrap, seed=args.seed, out_dir=args.out_dir)
@@ -154,7 +154,7 @@ def _score(args) -> None:
         return
     if not args.hyp or args.out_dir is None:
         raise ValueError("--hyp and --out-dir are required (or use 'asr score compare A B --ref REF')")
-    from .score import score_files
+    from .scoring.report import score_files
 
     for line in score_files(args.ref, args.hyp, args.out_dir, tuple(args.units), utt2spk=args.utt2spk,
                             normalizer=normalizer, html=not args.no_html):
@@ -162,8 +162,8 @@ def _score(args) -> None:
 
 
 def _transcribe(args) -> None:
-    from .segment import SegmentConfig
-    from .transcribe import transcribe
+    from .audio.segment import SegmentConfig
+    from .inference.transcribe import transcribe
 
     options = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, nbest=args.nbest, lm=args.lm,
                    lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score)
@@ -180,19 +180,19 @@ def _transcribe(args) -> None:
 
 
 def _export(args) -> None:
-    from .export import export_model
+    from .inference.export import export_model
 
     export_model(args.model, args.out)
 
 
 def _diagnose(args) -> None:
-    from .diagnose import diagnose, load_models
+    from .analysis.diagnose import diagnose, load_models
 
     diagnose(load_models(args.models, args.labels), args.audio, args.out_dir)
 
 
 def _curves(args) -> None:
-    from .curves import plot_curves
+    from .training.curves import plot_curves
 
     plot_curves(args.exp_dirs, args.out, args.labels)
 

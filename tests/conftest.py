@@ -55,7 +55,7 @@ def an4_dir() -> Path:
 @pytest.fixture(scope="session")
 def an4_manifests(an4_dir, tmp_path_factory) -> Path:
     """Full AN4 preparation (train/dev/test cut manifests), done once per test session."""
-    from asr.corpora.an4 import prepare_an4
+    from asr.data.corpora.an4 import prepare_an4
 
     out = tmp_path_factory.mktemp("an4_manifests")
     prepare_an4(an4_dir, out)
@@ -72,7 +72,7 @@ TINY = [
 @pytest.fixture(scope="session")
 def small_sets(an4_manifests, tmp_path_factory):
     """12 and 20 real AN4 training utterances as their own manifests."""
-    from asr.data import load_cuts
+    from asr.data.cuts import load_cuts
 
     out = tmp_path_factory.mktemp("subsets")
     cuts = load_cuts(an4_manifests / "an4_cuts_train.jsonl.gz")

@@ -1,4 +1,4 @@
-"""Two training steps of ``asr.train._train_step`` on fixed global batches, alone or under torchrun.
+"""Two training steps of ``asr.training.loop._train_step`` on fixed global batches, alone or under torchrun.
 
     python tests/ddp_step_check.py CUTS OUT.pt                      # one process, whole batches
     torchrun --standalone --nproc-per-node 2 tests/ddp_step_check.py CUTS OUT.pt   # rank r: cuts r::2
@@ -15,11 +15,11 @@ import torch
 from lhotse import CutSet
 
 from asr.config import load_config
-from asr.data import FeatureBatcher, cut_text, load_cuts
-from asr.distributed import all_sum, init_distributed
-from asr.model import CTCModel
-from asr.tokenizer import build_tokenizer
-from asr.train import _train_step, compute_cmvn
+from asr.data.cuts import FeatureBatcher, cut_text, load_cuts
+from asr.training.distributed import all_sum, init_distributed
+from asr.model.ctc import CTCModel
+from asr.data.tokenizer import build_tokenizer
+from asr.training.loop import _train_step, compute_cmvn
 
 OVERRIDES = ["model.encoder.num_layers=2", "model.encoder.hidden_size=24", "model.encoder.dropout=0.0",
              "model.specaug.freq_masks=0", "model.specaug.time_masks=0", "optim.lr=0.01"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asr.corpora.an4 import parse_transcription, prepare_an4
-from asr.data import load_cuts
+from asr.data.corpora.an4 import parse_transcription, prepare_an4
+from asr.data.cuts import load_cuts
 
 
 def _speakers(cuts):

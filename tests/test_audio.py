@@ -1,4 +1,4 @@
-"""Tests for asr.audio: load_audio, audio_info, AudioError (synthetic files in tmp_path)."""
+"""Tests for asr.audio.io: load_audio, audio_info, AudioError (synthetic files in tmp_path)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio.io import AudioError, audio_info, load_audio
 
 LSB = 1.0 / 32768  # one int16 step in float samples
 # libsndfile's float -> PCM_16 write is off by up to ~1 LSB (scale 32767, read 32768)

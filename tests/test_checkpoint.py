@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from asr.checkpoint import (
+from asr.model.checkpoint import (
     CheckpointError, average_checkpoints, load_file, load_model, model_package, save_atomic,
 )
 from asr.config import EncoderConfig, ModelConfig
-from asr.model import CTCModel
-from asr.tokenizer import CharTokenizer
+from asr.model.ctc import CTCModel
+from asr.data.tokenizer import CharTokenizer
+from asr.masks import make_pad_mask
 
 
 def _model_and_tokenizer(seed=0):
@@ -81,3 +84,15 @@ def test_average_is_the_mean_of_weights(tmp_path):
     torch.testing.assert_close(averaged["state_dict"][key], expected)
     save_atomic(averaged, tmp_path / "avg.pt")
     load_model(tmp_path / "avg.pt")
+
+
+def test_model_file_written_before_the_layout_change_loads(tmp_path):
+    """tests/data/model-v0.1.pt was saved by the flat-layout package (commit bd0724f): same outputs today."""
+    data = Path(__file__).parent / "data"
+    model, tokenizer = load_model(data / "model-v0.1.pt")
+    expected = torch.load(data / "model-v0.1-io.pt", weights_only=True)
+    log_probs, out_lens = model(expected["feats"], expected["lens"])
+    assert tokenizer.decode(tokenizer.encode("HELLO WORLD")) == "HELLO WORLD"
+    assert torch.equal(out_lens, expected["out_lens"])
+    valid = ~make_pad_mask(out_lens, log_probs.size(1))
+    assert torch.allclose(log_probs[valid], expected["log_probs"][valid], atol=1e-6)

@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from asr.checkpoint import load_file
+from asr.model.checkpoint import load_file
 from asr.config import load_config
-from asr.data import load_cuts, train_sampler
+from asr.data.cuts import load_cuts, train_sampler
 from conftest import REPO, TINY
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]

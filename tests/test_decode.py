@@ -6,12 +6,12 @@ import json
 
 import torch
 
-from asr.checkpoint import load_model, model_package, save_atomic
+from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.config import EncoderConfig, ModelConfig
-from asr.data import load_cuts
-from asr.decode import BeamSearch, Hypothesis, decode_cuts, greedy_search, write_hypotheses
-from asr.model import CTCModel
-from asr.tokenizer import CharTokenizer, PhoneTokenizer
+from asr.data.cuts import load_cuts
+from asr.decoding.search import BeamSearch, Hypothesis, decode_cuts, greedy_search, write_hypotheses
+from asr.model.ctc import CTCModel
+from asr.data.tokenizer import CharTokenizer, PhoneTokenizer
 
 TOKENIZER = CharTokenizer.train(["AB BA"])  # units: <blk> | A B
 

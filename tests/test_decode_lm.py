@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.checkpoint import load_model, model_package, save_atomic
+from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.cli import main
 from asr.config import EncoderConfig, ModelConfig
-from asr.data import load_cuts
-from asr.decode import BeamSearch, decode_cuts, greedy_search
-from asr.lexicon import build_lexicon, write_lexicon
-from asr.lm import build_lm
-from asr.model import CTCModel
-from asr.tokenizer import CharTokenizer
-from asr.tune import LMParams, beam_lm_options, read_lm_params, search_points, tune, write_lm_params
+from asr.data.cuts import load_cuts
+from asr.decoding.search import BeamSearch, decode_cuts, greedy_search
+from asr.decoding.lexicon import build_lexicon, write_lexicon
+from asr.decoding.lm import build_lm
+from asr.model.ctc import CTCModel
+from asr.data.tokenizer import CharTokenizer
+from asr.decoding.tune import LMParams, beam_lm_options, read_lm_params, search_points, tune, write_lm_params
 
 TOKENIZER = CharTokenizer.train(["THE CAT CAR AT"])  # <blk> | A C E H R T
 LM_TEXT = ["THE CAT", "THE CAT", "THE CAT SAT", "A CAR"]

@@ -1,4 +1,4 @@
-"""``asr.diagnose`` and ``asr.curves``: gradient vs lag, recomputed gates, ``asr diagnose`` and ``asr curves``."""
+"""``asr.analysis.diagnose`` and ``asr.training.curves``: gradient vs lag, recomputed gates, ``asr diagnose`` and ``asr curves``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from asr.checkpoint import model_package, save_atomic
+from asr.model.checkpoint import model_package, save_atomic
 from asr.cli import main
 from asr.config import EncoderConfig, ModelConfig
-from asr.curves import plot_curves
-from asr.diagnose import (
+from asr.training.curves import plot_curves
+from asr.analysis.diagnose import (
     default_label,
     encoder_gradient_vs_lag,
     encoder_input,
@@ -19,9 +19,9 @@ from asr.diagnose import (
     gradient_vs_lag,
     recurrent_gates,
 )
-from asr.encoder import RecurrentLayer, reverse_padded
-from asr.model import CTCModel
-from asr.tokenizer import CharTokenizer
+from asr.model.encoder import RecurrentLayer, reverse_padded
+from asr.model.ctc import CTCModel
+from asr.data.tokenizer import CharTokenizer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -9,16 +9,16 @@ import sys
 import pytest
 import torch
 
-from asr.audio import load_audio
-from asr.checkpoint import load_model, model_package, save_atomic
+from asr.audio.io import load_audio
+from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.cli import main
 from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
-from asr.data import collate_feats
-from asr.decode import greedy_search
-from asr.export import EXPORT_FORMAT, export_model
-from asr.features import LogMel
-from asr.model import CTCModel
-from asr.tokenizer import CharTokenizer
+from asr.data.cuts import collate_feats
+from asr.decoding.search import greedy_search
+from asr.inference.export import EXPORT_FORMAT, export_model
+from asr.audio.features import LogMel
+from asr.model.ctc import CTCModel
+from asr.data.tokenizer import CharTokenizer
 
 UTTS = ["an406-fcaw-b", "an407-fcaw-b", "an408-fcaw-b"]
 

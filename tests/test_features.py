@@ -1,4 +1,4 @@
-"""Tests for asr.features: LogMel (against librosa), GlobalCMVN, SpecAugment."""
+"""Tests for asr.audio.features: LogMel (against librosa), GlobalCMVN, SpecAugment."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ import pytest
 import torch
 
 from asr.config import FeatureConfig, SpecAugmentConfig
-from asr.features import GlobalCMVN, LogMel, SpecAugment
+from asr.audio.features import GlobalCMVN, LogMel, SpecAugment
 
 SR = 16000
 
 # Measured max |LogMel - librosa| in the log domain is ~9e-5 (float32 filterbank
-# construction inside torchaudio; the float64 frontend gives ~7e-5). A wrong window,
-# mel scale, filter normalisation or centring is off by >= 1e-2.
+# construction inside torchaudio; the float64 frontend gives ~7e-5) for mel energies within
+# 60 dB of their frame's peak. Below that, float32's 24-bit mantissa sets the floor: the chirp
+# has bins 84 dB under the peak, where torch 2.14.1 / torchaudio 2.11.1 differ by 6.6e-4 (the
+# float64 frontend by 1.4e-4). A wrong window, mel scale, filter normalisation or centring is
+# off by >= 1e-2 everywhere.
 LOG_ATOL = 3e-4
+LOG_ATOL_LOW = 3e-3  # bins more than 60 dB under their frame's peak
 
 
 def _signal(kind: str, n: int = SR, seed: int = 0) -> np.ndarray:
@@ -64,7 +68,10 @@ def test_logmel_matches_librosa(logmel, kind):
     assert out.dtype == torch.float32
     assert tuple(out.shape) == ref.shape == (98, 80)
     err = np.abs(out.numpy().astype(np.float64) - ref)
-    assert err.max() < LOG_ATOL, f"max |diff| {err.max():.3g} at {np.unravel_index(err.argmax(), err.shape)}"
+    low = ref < ref.max(axis=1, keepdims=True) - 6 * np.log(10)  # > 60 dB under the frame's peak
+    high_err = np.where(low, 0.0, err)
+    assert high_err.max() < LOG_ATOL, f"max |diff| {high_err.max():.3g} at {np.unravel_index(high_err.argmax(), err.shape)}"
+    assert err.max() < LOG_ATOL_LOW, f"max |diff| {err.max():.3g} at {np.unravel_index(err.argmax(), err.shape)}"
 
 
 def test_logmel_window_and_hop_from_config(logmel):

@@ -1,4 +1,4 @@
-"""Lexicons spelled in the model's units (asr.lexicon)."""
+"""Lexicons spelled in the model's units (asr.decoding.lexicon)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.checkpoint import model_package, save_atomic
+from asr.model.checkpoint import model_package, save_atomic
 from asr.cli import main
 from asr.config import EncoderConfig, ModelConfig
-from asr.lexicon import build_lexicon, lexicon_from_words, read_lexicon, spell, write_lexicon
-from asr.lm import build_lm
-from asr.model import CTCModel
-from asr.tokenizer import BPETokenizer, CharTokenizer
+from asr.decoding.lexicon import build_lexicon, lexicon_from_words, read_lexicon, spell, write_lexicon
+from asr.decoding.lm import build_lm
+from asr.model.ctc import CTCModel
+from asr.data.tokenizer import BPETokenizer, CharTokenizer
 
 CHARS = CharTokenizer.train(["HELLO WORLD", "GOOD BYE"])  # no apostrophe, no digits
 TEXT = ["HELLO WORLD", "IT'S A GOOD DAY", "GOOD BYE WORLD", "CAFÉ"]

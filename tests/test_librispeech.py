@@ -42,7 +42,7 @@ PARTS = {
 
 def _an4_utterances(an4_dir: Path, split: str) -> dict[str, list[tuple[str, str]]]:
     """AN4 speaker -> [(wav path, words)] in file-id order."""
-    from asr.corpora.an4 import parse_transcription
+    from asr.data.corpora.an4 import parse_transcription
 
     texts = parse_transcription(an4_dir / "etc" / f"an4_{split}.transcription")
     by_speaker: dict[str, list[tuple[str, str]]] = {}
@@ -81,8 +81,8 @@ def make_librispeech(an4_dir: Path, root: Path, parts: dict[str, tuple[str, int,
 
 def make_lm_dir(an4_dir: Path, root: Path) -> Path:
     """SLR11-shaped directory: LM text = AN4 training transcripts, a 3-gram of it, vocabulary, lexicon."""
-    from asr.corpora.an4 import parse_transcription
-    from asr.lm import build_lm
+    from asr.data.corpora.an4 import parse_transcription
+    from asr.decoding.lm import build_lm
 
     lm_dir = root / "lm"
     lm_dir.mkdir()
@@ -108,8 +108,8 @@ def tiny_corpus(an4_dir, tmp_path_factory) -> Path:
 
 
 def test_prepare_writes_cuts_text_utt2spk(tiny_corpus, tmp_path):
-    from asr.corpora.librispeech import prepare_librispeech
-    from asr.data import load_cuts
+    from asr.data.corpora.librispeech import prepare_librispeech
+    from asr.data.cuts import load_cuts
 
     splits = prepare_librispeech(tiny_corpus.parent, tmp_path, num_jobs=1)  # the directory above works too
     assert list(splits) == ["train-clean-100", "dev-clean", "dev-other", "test-clean", "test-other"]
@@ -132,7 +132,7 @@ def test_prepare_writes_cuts_text_utt2spk(tiny_corpus, tmp_path):
 
 
 def test_prepare_train_960_needs_all_training_parts(tiny_corpus, tmp_path):
-    from asr.corpora.librispeech import prepare_librispeech
+    from asr.data.corpora.librispeech import prepare_librispeech
 
     with pytest.raises(FileNotFoundError, match="train-clean-360"):
         prepare_librispeech(tiny_corpus, tmp_path, train_960=True)
@@ -149,7 +149,7 @@ def test_prepare_train_960_needs_all_training_parts(tiny_corpus, tmp_path):
     ("100-1001-0099 NO AUDIO\n", "no audio file"),
 ])
 def test_bad_transcript_line_names_file_and_line(tiny_corpus, tmp_path, line, message):
-    from asr.corpora.librispeech import prepare_librispeech
+    from asr.data.corpora.librispeech import prepare_librispeech
 
     corpus = tmp_path / "LibriSpeech"
     shutil.copytree(tiny_corpus / "dev-clean", corpus / "dev-clean")
@@ -174,7 +174,7 @@ def test_cli_prepare_rejects_options_of_other_corpora(tiny_corpus, tmp_path):
 def test_download_librispeech_lm_skips_present_files(tmp_path, monkeypatch):
     import lhotse.utils
 
-    from asr.corpora.librispeech import LM_FILES, download_librispeech_lm
+    from asr.data.corpora.librispeech import LM_FILES, download_librispeech_lm
 
     fetched = []
 
@@ -197,7 +197,7 @@ def test_download_librispeech_lm_skips_present_files(tmp_path, monkeypatch):
 def test_download_librispeech_parts(tmp_path, monkeypatch):
     import lhotse.recipes
 
-    from asr.corpora.librispeech import download_librispeech
+    from asr.data.corpora.librispeech import download_librispeech
 
     calls = []
     monkeypatch.setattr(lhotse.recipes, "download_librispeech",
@@ -216,10 +216,10 @@ def test_speed_perturbed_cut_is_read_resampled(tiny_corpus, tmp_path):
     from lhotse import CutSet
 
     from asr.config import FeatureConfig
-    from asr.corpora.librispeech import prepare_librispeech
-    from asr.data import cut_audio, load_cuts
-    from asr.features import LogMel
-    from asr.perturb import speed_perturb
+    from asr.data.corpora.librispeech import prepare_librispeech
+    from asr.data.cuts import cut_audio, load_cuts
+    from asr.audio.features import LogMel
+    from asr.audio.perturb import speed_perturb
 
     prepare_librispeech(tiny_corpus, tmp_path, parts=["dev-clean"], num_jobs=1)
     cuts = load_cuts(tmp_path / "librispeech_cuts_dev-clean.jsonl.gz")

@@ -1,4 +1,4 @@
-"""Kneser-Ney estimation and ARPA files (asr.lm)."""
+"""Kneser-Ney estimation and ARPA files (asr.decoding.lm)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from asr import lm as lm_module
+from asr.decoding import lm as lm_module
 from asr.cli import main
-from asr.lm import BOS, EOS, UNK, arpa_words, build_lm, read_arpa
-from asr.tokenizer import CharTokenizer
+from asr.decoding.lm import BOS, EOS, UNK, arpa_words, build_lm, read_arpa
+from asr.data.tokenizer import CharTokenizer
 
 TOY = ["A B C", "A B", "B C A", "C A B C", "A", "B B C", "A C"]
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
-from asr.encoder import build_encoder, reverse_padded
-from asr.model import CTCModel
+from asr.model.encoder import build_encoder, reverse_padded
+from asr.model.ctc import CTCModel
 
 CELLS = ["lstm", "gru", "rnn"]
 DIRECTIONS = [True, False]
@@ -117,7 +117,7 @@ def test_bad_subsampling_raises(kind, factor):
 
 
 def test_dropout_keeps_the_expected_fraction_and_scales_like_nn_dropout():
-    from asr.encoder import Dropout
+    from asr.model.encoder import Dropout
 
     torch.manual_seed(0)
     x = torch.ones(64, 100, 32)

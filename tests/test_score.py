@@ -1,11 +1,12 @@
-"""Tests for asr.score."""
+"""Tests for asr.scoring.score."""
 
 import json
 import random
 
 import pytest
 
-from asr.score import ScoreResult, UttResult, read_transcripts, read_utt2spk, score, score_files, write_report
+from asr.scoring.report import score_files
+from asr.scoring.score import ScoreResult, UttResult, read_transcripts, read_utt2spk, score, write_report
 
 
 def _one(ref: str, hyp: str, unit: str = "word") -> ScoreResult:
@@ -124,7 +125,7 @@ def test_json_line_without_text(tmp_path):
 
 
 def test_missing_hypothesis_scored_as_deletions(caplog):
-    with caplog.at_level("WARNING", logger="asr.score"):
+    with caplog.at_level("WARNING", logger="asr.scoring.score"):
         r = score({"a": "X Y", "b": "P Q R"}, {"a": "X Y"})
     assert r.missing == ["b"]
     assert (r.num_sents, r.dele, r.errors, r.num_ref) == (2, 3, 3, 5)

@@ -1,4 +1,4 @@
-"""Tests for asr.score_align: sclite's costs and tie-breaking, one pair and batched.
+"""Tests for asr.scoring.align: sclite's costs and tie-breaking, one pair and batched.
 
 The expected operations of ``test_known_alignments`` are those of ``sctk sclite -s -o sgml``.
 """
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from asr.score_align import align_batch, align_pair
+from asr.scoring.align import align_batch, align_pair
 
 
 @pytest.mark.parametrize("ref, hyp, ops", [

@@ -1,13 +1,14 @@
-"""Tests for asr.score_report (sclite tables, JSON, Markdown, HTML) and the ``asr score`` command."""
+"""Tests for asr.scoring.report (sclite tables, JSON, Markdown, HTML) and the ``asr score`` command."""
 
 import json
 
 import pytest
 
 from asr.cli import main
-from asr.score import ScoreResult, UttResult, score, score_files
-from asr.score_report import markdown_table, result_dict, sys_table, write_html
-from asr.score_text import Normalizer
+from asr.scoring.report import score_files
+from asr.scoring.score import ScoreResult, UttResult, score
+from asr.scoring.report import markdown_table, result_dict, sys_table, write_html
+from asr.scoring.normalize import Normalizer
 
 REFS = {"s1-1": "a b c d", "s2-1": "a b c", "s3-1": "a b", "s4-1": "a b c d e f g"}
 HYPS = {"s1-1": "a x c d", "s2-1": "a", "s3-1": "x y z", "s4-1": "a b c d e f g"}

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from asr.phones import TIMIT_61
-from asr.score import ScoreResult, read_transcripts, sclite_speaker, score
-from asr.score_report import sys_table
-from asr.score_stats import mapsswe
-from asr.score_text import Normalizer
+from asr.data.phones import TIMIT_61
+from asr.scoring.score import ScoreResult, read_transcripts, sclite_speaker, score
+from asr.scoring.report import sys_table
+from asr.scoring.stats import mapsswe
+from asr.scoring.normalize import Normalizer
 from conftest import corpus_dir
 
 

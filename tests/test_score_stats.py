@@ -1,4 +1,4 @@
-"""Tests for asr.score_stats: bootstrap intervals, paired bootstrap and MAPSSWE."""
+"""Tests for asr.scoring.stats: bootstrap intervals, paired bootstrap and MAPSSWE."""
 
 import math
 import random
@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from asr.score import score
-from asr.score_stats import bootstrap_rates, compare, compare_files, mapsswe, mapsswe_segments
+from asr.scoring.score import score
+from asr.scoring.stats import bootstrap_rates, compare, compare_files, mapsswe, mapsswe_segments
 
 
 def test_segments_are_cut_by_two_words_both_got_right():

@@ -1,12 +1,12 @@
-"""Tests for the scoring normalisation (asr.score_text) and the TIMIT phone tables (asr.phones)."""
+"""Tests for the scoring normalisation (asr.scoring.normalize) and the TIMIT phone tables (asr.data.phones)."""
 
 import hashlib
 
 import pytest
 
-from asr.phones import TIMIT_39, TIMIT_48, TIMIT_61, TIMIT_61_TO_39, TIMIT_61_TO_48, TIMIT_TO_39, fold_phones
-from asr.score import score
-from asr.score_text import Normalizer, read_mapping
+from asr.data.phones import TIMIT_39, TIMIT_48, TIMIT_61, TIMIT_61_TO_39, TIMIT_61_TO_48, TIMIT_TO_39, fold_phones
+from asr.scoring.score import score
+from asr.scoring.normalize import Normalizer, read_mapping
 
 
 def test_default_changes_nothing_but_whitespace():

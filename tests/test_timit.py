@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, corpus_dir, run_recipe
 
-from asr.corpora.timit import (TIMIT_CORE_TEST_SPEAKERS, TIMIT_DEV_SPEAKERS, prepare_timit, read_phn,
+from asr.data.corpora.timit import (TIMIT_CORE_TEST_SPEAKERS, TIMIT_DEV_SPEAKERS, prepare_timit, read_phn,
                                read_speaker_list)
-from asr.data import cut_audio
-from asr.phones import TIMIT_48, TIMIT_61, TIMIT_61_TO_39, TIMIT_61_TO_48, TIMIT_TO_39
+from asr.data.cuts import cut_audio
+from asr.data.phones import TIMIT_48, TIMIT_61, TIMIT_61_TO_39, TIMIT_61_TO_48, TIMIT_TO_39
 
 DEV = ["fvmh0", "marc0"]  # moved under TEST/ by _arrange
 TEST = ["falk0", "maeb0"]
@@ -129,7 +129,7 @@ def test_malformed_phn_line_names_file_and_line(timit_sample, tmp_path):
 
 def test_missing_listed_speakers_warn_with_count(timit_sample, tmp_path, caplog):
     tree = _arrange(timit_sample, tmp_path / "timit", test_speakers=("fvmh0", "falk0"), train_speakers=("mcpm0",))
-    with caplog.at_level(logging.WARNING, logger="asr.corpora.timit"):
+    with caplog.at_level(logging.WARNING, logger="asr.data.corpora.timit"):
         splits = prepare_timit(tree, tmp_path / "out", dev_speakers=["fvmh0", "faks0", "fdac1"],
                                test_speakers=["falk0"])
     assert len(splits["dev"]) == 8
@@ -213,15 +213,15 @@ def test_phone_model_greedy_export_and_transcribe_agree(timit_sample):
     """Phones stay space-separated words through greedy search, the TorchScript export and transcribe."""
     import torch
 
-    from asr.audio import load_audio
+    from asr.audio.io import load_audio
     from asr.config import EncoderConfig, ModelConfig
-    from asr.data import collate_feats
-    from asr.decode import greedy_search
-    from asr.export import script_model
-    from asr.features import LogMel
-    from asr.model import CTCModel
-    from asr.tokenizer import PhoneTokenizer
-    from asr.transcribe import Transcriber
+    from asr.data.cuts import collate_feats
+    from asr.decoding.search import greedy_search
+    from asr.inference.export import script_model
+    from asr.audio.features import LogMel
+    from asr.model.ctc import CTCModel
+    from asr.data.tokenizer import PhoneTokenizer
+    from asr.inference.transcribe import Transcriber
 
     torch.manual_seed(0)
     tokenizer = PhoneTokenizer(["<blk>", *TIMIT_48])

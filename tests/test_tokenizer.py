@@ -1,4 +1,4 @@
-"""Tests for asr.tokenizer: CharTokenizer, BPETokenizer, PhoneTokenizer, build_tokenizer, tokenizer_from_dict."""
+"""Tests for asr.data.tokenizer: CharTokenizer, BPETokenizer, PhoneTokenizer, build_tokenizer, tokenizer_from_dict."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from asr.config import TokenizerConfig
-from asr.tokenizer import BLANK, BPETokenizer, CharTokenizer, PhoneTokenizer, build_tokenizer, tokenizer_from_dict
+from asr.data.tokenizer import BLANK, BPETokenizer, CharTokenizer, PhoneTokenizer, build_tokenizer, tokenizer_from_dict
 
 TEXTS = ["hello world", "the quick brown fox", "jumps over the lazy dog"]
 

@@ -10,10 +10,10 @@ import subprocess
 import pytest
 import torch
 
-from asr.checkpoint import list_checkpoints, load_file
+from asr.model.checkpoint import list_checkpoints, load_file
 from asr.config import load_config
-from asr.data import load_cuts
-from asr.train import ctc_loss, lr_factor, train
+from asr.data.cuts import load_cuts
+from asr.training.loop import ctc_loss, lr_factor, train
 from conftest import TINY, start_train
 
 
@@ -111,8 +111,8 @@ def test_sigkill_at_any_moment_then_resume_reaches_the_same_weights(small_sets, 
 
 
 def test_bpe_units_train_and_beam_decode(small_sets, tmp_path):
-    from asr.checkpoint import load_model
-    from asr.decode import decode_cuts
+    from asr.model.checkpoint import load_model
+    from asr.decoding.search import decode_cuts
 
     cuts = small_sets / "cuts12.jsonl.gz"
     last = train(load_config(None, TINY + ["epochs=1", "tokenizer.kind=bpe", "tokenizer.vocab_size=30"]),
@@ -126,7 +126,7 @@ def test_bpe_units_train_and_beam_decode(small_sets, tmp_path):
 
 def test_background_prefetch_yields_the_same_batches_and_sampler_states(small_sets):
     from asr.config import FeatureConfig
-    from asr.data import FeatureBatcher, prefetched, train_sampler
+    from asr.data.cuts import FeatureBatcher, prefetched, train_sampler
 
     cuts = load_cuts(small_sets / "cuts12.jsonl.gz")
     cfg = load_config(None, TINY)

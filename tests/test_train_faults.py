@@ -11,11 +11,11 @@ import sys
 import pytest
 import torch
 
-from asr.checkpoint import load_file
+from asr.model.checkpoint import load_file
 from asr.config import load_config
-from asr.data import load_cuts, train_sampler
-from asr.model import CTCModel
-from asr.train import train
+from asr.data.cuts import load_cuts, train_sampler
+from asr.model.ctc import CTCModel
+from asr.training.loop import train
 from conftest import TINY, start_train
 
 

@@ -10,19 +10,19 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr import transcribe as transcribe_module
-from asr.checkpoint import load_model, model_package, save_atomic
+from asr.inference import transcribe as transcribe_module
+from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.cli import main
 from asr.config import EncoderConfig, ModelConfig
-from asr.data import collate_feats
-from asr.decode import greedy_search
-from asr.export import export_model
-from asr.features import LogMel
-from asr.model import CTCModel
-from asr.segment import SegmentConfig, plan_segments
-from asr.tokenizer import CharTokenizer
-from asr.transcribe import Transcriber, find_audio, search_setup
-from asr.transcript import Segment, Transcript, Word, cues, to_json, to_srt, to_vtt
+from asr.data.cuts import collate_feats
+from asr.decoding.search import greedy_search
+from asr.inference.export import export_model
+from asr.audio.features import LogMel
+from asr.model.ctc import CTCModel
+from asr.audio.segment import SegmentConfig, plan_segments
+from asr.data.tokenizer import CharTokenizer
+from asr.inference.transcribe import Transcriber, find_audio, search_setup
+from asr.inference.outputs import Segment, Transcript, Word, cues, to_json, to_srt, to_vtt
 
 UTTS = ["an406-fcaw-b", "an407-fcaw-b", "an408-fcaw-b", "an409-fcaw-b"]
 
@@ -57,7 +57,7 @@ def _run(capsys, *args):
 
 def _reference_text(model, tokenizer, path) -> str:
     """What ``asr decode`` computes for a whole file: log-mel, model, greedy search."""
-    from asr.audio import load_audio
+    from asr.audio.io import load_audio
 
     feats, lens = collate_feats([LogMel(model.cfg.features)(load_audio(path))])
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Beam-search time per utterance against beam size, and the overhead of ``asr.decode.BeamSearch``.
+"""Beam-search time per utterance against beam size, and the overhead of ``asr.decoding.search.BeamSearch``.
 
 The model runs once over the cuts; the log-probs are kept and every measurement re-runs only the
 search on them, in the batches ``decode_cuts`` makes. For each beam size it times
@@ -21,10 +21,10 @@ import time
 
 import torch
 
-from asr.checkpoint import load_model
-from asr.data import FeatureBatcher, eval_batches, load_cuts
-from asr.decode import BeamSearch, frame_shift, process_pool
-from asr.score import score
+from asr.model.checkpoint import load_model
+from asr.data.cuts import FeatureBatcher, eval_batches, load_cuts
+from asr.decoding.search import BeamSearch, frame_shift, process_pool
+from asr.scoring.score import score
 
 log = logging.getLogger("decode_overhead")
 
@@ -33,7 +33,7 @@ _search = None
 
 def _init(options: dict) -> None:
     global _search
-    from asr.tokenizer import tokenizer_from_dict
+    from asr.data.tokenizer import tokenizer_from_dict
 
     torch.set_num_threads(1)
     options = dict(options)

@@ -7,7 +7,7 @@ about 70-200 frames after x3 stacking, 240-dim input), three implementations of 
   padded  nn.LSTM/GRU/RNN(bidirectional=True, num_layers=3) on the padded batch.
           Fast, but WRONG: the backward direction starts at the end of the padded batch.
   packed  the same module on ``pack_padded_sequence`` input. Correct.
-  asr     ``asr.encoder.RecurrentEncoder``: one single-layer module per direction on padded
+  asr     ``asr.model.encoder.RecurrentEncoder``: one single-layer module per direction on padded
           input, the backward one fed ``reverse_padded`` input. Correct.
 
 Each time is one forward + ``sum().backward()`` (gradient zeroing outside the timer); the
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.config import EncoderConfig
-from asr.encoder import CELLS, RecurrentEncoder
+from asr.model.encoder import CELLS, RecurrentEncoder
 
 PATHS = ("padded", "packed", "asr")
 
@@ -54,7 +54,7 @@ class BuiltinStack(nn.Module):
 
 
 class ToolkitStack(nn.Module):
-    """``asr.encoder.RecurrentEncoder`` with the same shape, no dropout, no projection."""
+    """``asr.model.encoder.RecurrentEncoder`` with the same shape, no dropout, no projection."""
 
     def __init__(self, cell: str, input_dim: int, hidden: int, layers: int):
         super().__init__()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.lm import build_lm
+from asr.decoding.lm import build_lm
 
 log = logging.getLogger("lm_build")
 

@@ -27,7 +27,7 @@ from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import REPO, default_data_dir  # noqa: E402
 
-from asr.corpora.an4 import parse_transcription  # noqa: E402
+from asr.data.corpora.an4 import parse_transcription  # noqa: E402
 
 
 def long_utterances(an4: Path, out: Path, count: int, seconds: float) -> Path:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.score import read_transcripts, score, score_files
+from asr.scoring.report import score_files
+from asr.scoring.score import read_transcripts, score
 
 log = logging.getLogger("score_speed")
 

@@ -4,7 +4,7 @@ On the first ``--batches`` AN4 training batches of the config's sampler (as trai
 
 1. input pipeline: seconds of audio reading + log-mel per audio second (``FeatureBatcher``), and
    the padding that duration bucketing leaves (padded frames / real frames - 1);
-2. a ``torch.profiler`` pass of the toolkit's step (``asr.train._train_step``), self CPU time
+2. a ``torch.profiler`` pass of the toolkit's step (``asr.training.loop._train_step``), self CPU time
    grouped into recurrent kernels, other matmuls, CTC, optimizer and the rest;
 3. encoder FLOP/s: the multiply-adds of the recurrent layers and the output layer over the
    frames actually computed (padding included; 2 FLOPs per MAC forward, 4 backward), divided by

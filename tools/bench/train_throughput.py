@@ -1,14 +1,14 @@
 """Training throughput of the toolkit's step against a bare nn.LSTM + CTC loop on the same batches.
 
 Real AN4 training batches are built once up front: the cuts are prepared into a temporary
-directory, the first ``--batches`` batches come from ``asr.data.train_sampler`` with the
+directory, the first ``--batches`` batches come from ``asr.data.cuts.train_sampler`` with the
 config's ``DataConfig``, and their log-mel features are computed once with ``FeatureBatcher``.
 Feature extraction (and reading the audio) is therefore EXCLUDED from both contenders, and so
 is encoding the transcripts into unit ids. The two contenders then train on identical batches:
 
-  toolkit  ``asr.train._train_step``, the step of ``asr.train.train`` itself: ``CTCModel`` forward
+  toolkit  ``asr.training.loop._train_step``, the step of ``asr.training.loop.train`` itself: ``CTCModel`` forward
            (CMVN, SpecAugment, x3 frame stacking, ``RecurrentEncoder`` with dropout, output layer,
-           log_softmax), ``asr.train.ctc_loss`` (transcripts encoded in the step, as in training),
+           log_softmax), ``asr.training.loop.ctc_loss`` (transcripts encoded in the step, as in training),
            backward, ``clip_grad_norm_`` with the non-finite check, AdamW step; then the LR scheduler.
   bare     ``nn.LSTM(bidirectional=True, num_layers=L, batch_first=True)`` on the same stacked
            frames (stacked once up front, no CMVN / SpecAugment / dropout), ``nn.Linear``,
@@ -51,13 +51,13 @@ from torch import Tensor, nn
 
 import asr
 from asr.config import TrainConfig, load_config
-from asr.corpora.an4 import prepare_an4
-from asr.data import Batch, FeatureBatcher, cut_text, train_sampler
-from asr.distributed import Dist
-from asr.model import CTCModel
-from asr.subsampling import StackSubsampling
-from asr.tokenizer import build_tokenizer, tokenizer_from_dict
-from asr.train import _train_step, lr_factor
+from asr.data.corpora.an4 import prepare_an4
+from asr.data.cuts import Batch, FeatureBatcher, cut_text, train_sampler
+from asr.training.distributed import Dist
+from asr.model.ctc import CTCModel
+from asr.model.subsampling import StackSubsampling
+from asr.data.tokenizer import build_tokenizer, tokenizer_from_dict
+from asr.training.loop import _train_step, lr_factor
 
 REPO = Path(asr.__file__).resolve().parents[1]
 CONTENDERS = ("toolkit", "bare")
@@ -168,7 +168,7 @@ def build_bare(cfg: TrainConfig, vocab: int, device: str):
 
 
 def toolkit_step(model, optimizer, scheduler, tokenizer, w: Work, cfg: TrainConfig) -> float:
-    """One optimiser step exactly as in ``asr.train.train``; returns the summed loss."""
+    """One optimiser step exactly as in ``asr.training.loop.train``; returns the summed loss."""
     batch = Batch(ids=[], texts=w.texts, feats=w.feats, feat_lens=w.feat_lens,
                   durations=torch.tensor([w.audio_s]))
     stats = _train_step(model, model, batch, tokenizer, optimizer, None, cfg, w.feats.device, Dist(), False)

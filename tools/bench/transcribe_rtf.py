@@ -41,8 +41,8 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from asr.corpora.an4 import parse_transcription
-from asr.score import score
+from asr.data.corpora.an4 import parse_transcription
+from asr.scoring.score import score
 
 PS_MODEL = Path("/usr/share/pocketsphinx/model/en-us/en-us")
 

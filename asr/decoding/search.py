@@ -26,7 +26,7 @@ from lhotse import CutSet
 from torch import Tensor
 from tqdm import tqdm
 
-from .data import FeatureBatcher, eval_batches
+from ..data.cuts import FeatureBatcher, eval_batches
 
 __all__ = ["WordSpan", "Hypothesis", "greedy_search", "BeamSearch", "frame_shift", "process_pool", "inheritable",
            "decode_cuts", "write_hypotheses"]
@@ -245,7 +245,7 @@ def _search_in_worker(emissions: np.ndarray, lens: np.ndarray) -> list[Hypothesi
     """Worker side: the forked parent's search, or one built on first use (errors travel back)."""
     global _worker_search_fn
     if _worker_search_fn is None:
-        from .tokenizer import tokenizer_from_dict
+        from ..data.tokenizer import tokenizer_from_dict
 
         options = dict(_worker_options)
         tokenizer = tokenizer_from_dict(options.pop("tokenizer"))

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .phones import TIMIT_TO_39, fold_phones
+from ..data.phones import TIMIT_TO_39, fold_phones
 
 __all__ = ["CASES", "FOLDS", "Normalizer", "read_mapping"]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, from_dict, to_dict
-from .model import CTCModel
-from .tokenizer import tokenizer_from_dict
+from ..config import ModelConfig, from_dict, to_dict
+from .ctc import CTCModel
+from ..data.tokenizer import tokenizer_from_dict
 
 __all__ = [
     "MODEL_FORMAT",

@@ -6,8 +6,8 @@ import torch
 import torchaudio
 from torch import Tensor, nn
 
-from .config import FeatureConfig, SpecAugmentConfig
-from .masks import make_pad_mask
+from ..config import FeatureConfig, SpecAugmentConfig
+from ..masks import make_pad_mask
 
 __all__ = ["LogMel", "GlobalCMVN", "SpecAugment"]
 

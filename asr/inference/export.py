@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .config import to_dict
-from .features import LogMel
+from ..config import to_dict
+from ..audio.features import LogMel
 
 __all__ = ["EXPORT_FORMAT", "ExportedModel", "script_model", "export_model"]
 

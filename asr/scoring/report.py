@@ -9,15 +9,21 @@ import base64
 import html
 import io
 import json
+import logging
 import statistics
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .score import ScoreResult, error_counts, normalization_line
+from .normalize import Normalizer
+from .score import (ScoreResult, error_counts, normalization_line, read_transcripts, read_utt2spk, score,
+                    system_name, write_report)
 
-__all__ = ["sys_table", "result_dict", "markdown_table", "write_html", "write_json"]
+__all__ = ["sys_table", "result_dict", "markdown_table", "write_html", "write_json", "score_files"]
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = ("Corr", "Sub", "Del", "Ins", "Err", "S.Err")
 _TOP = 50
@@ -261,3 +267,48 @@ def write_html(rows: list[tuple[str, ScoreResult]], path: str | Path, title: str
 def write_json(data: dict[str, object], path: str | Path) -> None:
     """Write ``data`` as compact JSON (one line: the C encoder, fast for 100k utterances)."""
     Path(path).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def score_files(ref_path: str | Path, hyp_paths: list[str | Path], out_dir: str | Path,
+                units: tuple[str, ...] = ("word", "char"), *, utt2spk: str | Path | None = None,
+                normalizer: Normalizer | None = None, html: bool = True) -> list[str]:
+    """Score each hypothesis file per unit and write the reports into ``out_dir``.
+
+    Per hypothesis file and unit: ``errs-STEM-UNIT.txt`` (summary, alignments, error tables),
+    ``sys-STEM-UNIT.txt`` (sclite's tables by speaker, percentages then counts) and
+    ``score-STEM-UNIT.json``; for all of them ``wer-summary.txt``, ``results.md`` (Markdown) and,
+    with ``html``, ``report.html`` (plots). Phone folding applies to the ``phone`` unit only.
+
+    Returns:
+        ``"<hypstem> <summary line>"`` per (hyp, unit), best first within each unit.
+    """
+    stems = [system_name(p) for p in hyp_paths]
+    dup = next((s for s in stems if stems.count(s) > 1), None)
+    if dup is not None:
+        raise ValueError(f"two hypothesis files share the name stem '{dup}'")
+    normalizer = normalizer or Normalizer()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    refs = read_transcripts(ref_path)
+    spk = read_utt2spk(utt2spk) if utt2spk is not None else None
+    rows: list[tuple[str, ScoreResult]] = []
+    for hyp_path, stem in zip(hyp_paths, stems):
+        hyps = read_transcripts(hyp_path)
+        for unit in units:
+            norm = normalizer if unit == "phone" else replace(normalizer, fold=None)
+            result = score(refs, hyps, unit, utt2spk=spk, normalizer=norm)
+            name = f"{stem}-{unit}"
+            write_report(result, out_dir / f"errs-{name}.txt")
+            (out_dir / f"sys-{name}.txt").write_text(
+                sys_table(result, stem) + "\n" + sys_table(result, stem, raw=True), encoding="utf-8")
+            files = {"ref": str(ref_path), "hyp": str(hyp_path), "utt2spk": str(utt2spk) if utt2spk else ""}
+            write_json(result_dict(result, stem, files), out_dir / f"score-{name}.json")
+            rows.append((stem, result))
+    rows.sort(key=lambda row: (units.index(row[1].unit), row[1].err_rate, row[0]))
+    summary = "".join(f"{s}\t{r.summary_line()}\n" for s, r in rows)
+    (out_dir / "wer-summary.txt").write_text(summary, encoding="utf-8")
+    (out_dir / "results.md").write_text(markdown_table(rows), encoding="utf-8")
+    if html:
+        write_html(rows, out_dir / "report.html", f"Scoring report: {Path(ref_path).name}")
+    log.info("wrote reports for %d (hypothesis, unit) pairs to %s", len(rows), out_dir)
+    return [f"{s} {r.summary_line()}" for s, r in rows]

@@ -37,13 +37,13 @@ import torchaudio.functional as AF
 from torch import Tensor
 from tqdm import tqdm
 
-from .audio import AudioError, audio_info, load_audio, read_spans
-from .checkpoint import CheckpointError, load_model
-from .data import collate_feats
-from .decode import BeamSearch, frame_shift, greedy_search
-from .features import LogMel
-from .segment import SegmentConfig, segment_file
-from .transcript import FORMATS, Segment, Transcript, Word
+from ..audio.io import AudioError, audio_info, load_audio, read_spans
+from ..model.checkpoint import CheckpointError, load_model
+from ..data.cuts import collate_feats
+from ..decoding.search import BeamSearch, frame_shift, greedy_search
+from ..audio.features import LogMel
+from ..audio.segment import SegmentConfig, segment_file
+from .outputs import FORMATS, Segment, Transcript, Word
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -182,7 +182,7 @@ def search_setup(method: str, model_path: str | Path, options: dict | None = Non
             raise ValueError(f"{', '.join(lm_given) or 'lm_params'}: only for --method beam-lm")
         return "beam", given
     if method == "beam-lm":
-        from .tune import beam_lm_options, default_params_path
+        from ..decoding.tune import beam_lm_options, default_params_path
 
         return "beam", beam_lm_options(lm_params or default_params_path(model_path), given,
                                        explicit=lm_params is not None)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import sentencepiece as spm
 
-from .config import TokenizerConfig
+from ..config import TokenizerConfig
 
 __all__ = ["BLANK", "CharTokenizer", "BPETokenizer", "PhoneTokenizer", "build_tokenizer", "tokenizer_from_dict"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.audio import AudioSource
 
-from ..audio import audio_info
+from ...audio.io import audio_info
 from .splits import write_split
 
 __all__ = ["AN4_URL", "download_an4", "parse_transcription", "prepare_an4"]

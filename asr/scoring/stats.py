@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .score import ScoreResult, read_transcripts, read_utt2spk, score, system_name
-from .score_text import Normalizer
+from .normalize import Normalizer
 
 __all__ = ["bootstrap_rates", "mapsswe_segments", "Mapsswe", "mapsswe", "Comparison", "compare", "compare_files"]
 

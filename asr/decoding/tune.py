@@ -19,9 +19,9 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from .data import FeatureBatcher, eval_batches
-from .decode import BeamSearch, inheritable, process_pool
-from .score import score
+from ..data.cuts import FeatureBatcher, eval_batches
+from .search import BeamSearch, inheritable, process_pool
+from ..scoring.score import score
 
 __all__ = ["LM_PARAMS_FILE", "LMParams", "default_params_path", "read_lm_params", "write_lm_params",
            "beam_lm_options", "search_points", "tune"]
@@ -140,7 +140,7 @@ def _init_worker(search: BeamSearch | None, options: dict, ids: list[str], refs:
 def _wer_at(point: tuple[float, float]) -> float:
     """%WER of the dev set at one (lm_weight, word_score) point, in this process."""
     if _worker["search"] is None:
-        from .tokenizer import tokenizer_from_dict
+        from ..data.tokenizer import tokenizer_from_dict
 
         options = dict(_worker["options"])
         _worker["search"] = BeamSearch(tokenizer_from_dict(options.pop("tokenizer")), **options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .config import SubsamplingConfig
+from ..config import SubsamplingConfig
 
 __all__ = ["StackSubsampling", "ConvSubsampling", "build_subsampling"]
 

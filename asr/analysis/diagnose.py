@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .audio import audio_info, load_audio
-from .decode import frame_shift
-from .features import LogMel
+from ..audio.io import audio_info, load_audio
+from ..decoding.search import frame_shift
+from ..audio.features import LogMel
 
 __all__ = [
     "top_log_prob",
@@ -273,7 +273,7 @@ def default_label(path: str | Path) -> str:
 
 def load_models(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> dict:
     """``{label: model}`` from model files or checkpoints (labels default to ``default_label``)."""
-    from .transcribe import load_transcription_model
+    from ..inference.transcribe import load_transcription_model
 
     if labels is None:
         labels = [default_label(p) for p in paths]

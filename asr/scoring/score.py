@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
-from .score_align import align_batch
-from .score_text import Normalizer
+from .align import align_batch
+from .normalize import Normalizer
 
 __all__ = ["UNITS", "UttResult", "ScoreResult", "read_transcripts", "read_utt2spk", "sclite_speaker", "score",
-           "error_counts", "normalization_line", "write_report", "system_name", "score_files"]
+           "error_counts", "normalization_line", "write_report", "system_name"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 UNITS = ("word", "char", "phone")
 RATE_NAMES = {"word": "WER", "char": "CER", "phone": "PER"}
@@ -251,7 +251,7 @@ def score(refs: dict[str, str], hyps: dict[str, str], unit: str = "word", *,
             raise ValueError(f"utterance '{unknown}' has no speaker in utt2spk")
     missing = sorted(i for i in refs if i not in hyps)
     if missing:
-        logger.warning("%d of %d references have no hypothesis (scored as deletions), e.g. %s",
+        log.warning("%d of %d references have no hypothesis (scored as deletions), e.g. %s",
                        len(missing), len(refs), ", ".join(missing[:5]))
     ids = sorted(refs)
     tokens = _tokenizer(unit, normalizer)
@@ -329,52 +329,3 @@ def system_name(path: str | Path) -> str:
     while Path(name).suffix.lower() in _STRIP_SUFFIXES and Path(name).stem:
         name = Path(name).stem
     return name
-
-
-def score_files(ref_path: str | Path, hyp_paths: list[str | Path], out_dir: str | Path,
-                units: tuple[str, ...] = ("word", "char"), *, utt2spk: str | Path | None = None,
-                normalizer: Normalizer | None = None, html: bool = True) -> list[str]:
-    """Score each hypothesis file per unit and write the reports into ``out_dir``.
-
-    Per hypothesis file and unit: ``errs-STEM-UNIT.txt`` (summary, alignments, error tables),
-    ``sys-STEM-UNIT.txt`` (sclite's tables by speaker, percentages then counts) and
-    ``score-STEM-UNIT.json``; for all of them ``wer-summary.txt``, ``results.md`` (Markdown) and,
-    with ``html``, ``report.html`` (plots). Phone folding applies to the ``phone`` unit only.
-
-    Returns:
-        ``"<hypstem> <summary line>"`` per (hyp, unit), best first within each unit.
-    """
-    from dataclasses import replace
-
-    from .score_report import markdown_table, result_dict, sys_table, write_html, write_json
-
-    stems = [system_name(p) for p in hyp_paths]
-    dup = next((s for s in stems if stems.count(s) > 1), None)
-    if dup is not None:
-        raise ValueError(f"two hypothesis files share the name stem '{dup}'")
-    normalizer = normalizer or Normalizer()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    refs = read_transcripts(ref_path)
-    spk = read_utt2spk(utt2spk) if utt2spk is not None else None
-    rows: list[tuple[str, ScoreResult]] = []
-    for hyp_path, stem in zip(hyp_paths, stems):
-        hyps = read_transcripts(hyp_path)
-        for unit in units:
-            norm = normalizer if unit == "phone" else replace(normalizer, fold=None)
-            result = score(refs, hyps, unit, utt2spk=spk, normalizer=norm)
-            name = f"{stem}-{unit}"
-            write_report(result, out_dir / f"errs-{name}.txt")
-            (out_dir / f"sys-{name}.txt").write_text(
-                sys_table(result, stem) + "\n" + sys_table(result, stem, raw=True), encoding="utf-8")
-            files = {"ref": str(ref_path), "hyp": str(hyp_path), "utt2spk": str(utt2spk) if utt2spk else ""}
-            write_json(result_dict(result, stem, files), out_dir / f"score-{name}.json")
-            rows.append((stem, result))
-    rows.sort(key=lambda row: (units.index(row[1].unit), row[1].err_rate, row[0]))
-    summary = "".join(f"{s}\t{r.summary_line()}\n" for s, r in rows)
-    (out_dir / "wer-summary.txt").write_text(summary, encoding="utf-8")
-    (out_dir / "results.md").write_text(markdown_table(rows), encoding="utf-8")
-    if html:
-        write_html(rows, out_dir / "report.html", f"Scoring report: {Path(ref_path).name}")
-    logger.info("wrote reports for %d (hypothesis, unit) pairs to %s", len(rows), out_dir)
-    return [f"{s} {r.summary_line()}" for s, r in rows]

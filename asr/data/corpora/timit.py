@@ -34,7 +34,7 @@ from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.audio import AudioSource
 from lhotse.supervision import AlignmentItem
 
-from ..audio import audio_info
+from ...audio.io import audio_info
 from ..phones import TIMIT_61, TIMIT_61_TO_39, TIMIT_61_TO_48
 from .splits import write_split
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .encoder import build_encoder
-from .features import GlobalCMVN, SpecAugment
+from ..audio.features import GlobalCMVN, SpecAugment
 from .subsampling import build_subsampling
 
 __all__ = ["CTCModel"]

@@ -13,8 +13,8 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from .config import EncoderConfig
-from .masks import make_pad_mask
+from ..config import EncoderConfig
+from ..masks import make_pad_mask
 
 __all__ = ["CELLS", "reverse_padded", "RecurrentLayer", "Dropout", "RecurrentEncoder", "build_encoder"]
 

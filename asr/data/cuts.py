@@ -24,9 +24,9 @@ from lhotse.dataset import DynamicBucketingSampler, DynamicCutSampler
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from .audio import AudioError, load_audio
-from .config import DataConfig, FeatureConfig
-from .features import LogMel
+from ..audio.io import AudioError, load_audio
+from ..config import DataConfig, FeatureConfig
+from ..audio.features import LogMel
 
 __all__ = [
     "Batch",

@@ -27,15 +27,15 @@ import torch.nn.functional as F
 import yaml
 from lhotse import CutSet
 
-from .checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
-from .config import TrainConfig, from_dict, to_dict
-from .data import Batch, FeatureBatcher, cut_text, eval_batches, load_cuts, prefetched, train_sampler
+from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
+from ..config import TrainConfig, from_dict, to_dict
+from ..data.cuts import Batch, FeatureBatcher, cut_text, eval_batches, load_cuts, prefetched, train_sampler
 from .distributed import Dist, all_sum, broadcast_object, gather_objects, init_distributed, pick_device
-from .decode import greedy_search
-from .model import CTCModel
-from .perturb import speed_perturb
-from .score import score
-from .tokenizer import build_tokenizer
+from ..decoding.search import greedy_search
+from ..model.ctc import CTCModel
+from ..audio.perturb import speed_perturb
+from ..scoring.score import score
+from ..data.tokenizer import build_tokenizer
 
 __all__ = ["train", "TrainingStopped", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate", "autocast"]
 

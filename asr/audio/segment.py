@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import read_blocks
+from .io import read_blocks
 
 __all__ = ["SegmentConfig", "frame_energies", "plan_segments", "segment_file"]
 

@@ -1,0 +1,1 @@
+"""Looking inside trained models: gradient flow over time and gate activations."""

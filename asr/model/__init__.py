@@ -1,0 +1,1 @@
+"""The acoustic model: subsampling, recurrent encoder, CTC output layer, and model files."""

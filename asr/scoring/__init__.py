@@ -1,0 +1,1 @@
+"""Scoring: sclite-identical alignment, text normalisation, reports and significance tests."""

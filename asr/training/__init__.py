@@ -1,0 +1,1 @@
+"""The one training loop, torchrun helpers and training curves."""
