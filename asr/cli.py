@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from .config import HotwordConfig
+
 __all__ = ["main"]
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,8 @@ def _decode(args) -> None:
     for method in args.method:
         options = {k: v for k, v in given.items() if v is not None}
         if method == "beam-lm":
-            lm_given = dict(lm=args.lm, lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score)
+            lm_given = dict(lm=args.lm, lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score,
+                            hotwords=args.hotwords)
             options = beam_lm_options(args.lm_params or default_params_path(args.model), {**given, **lm_given},
                                       explicit=args.lm_params is not None)
         workers = args.num_workers if method != "greedy" else 0
@@ -166,7 +169,8 @@ def _transcribe(args) -> None:
     from .inference.transcribe import transcribe
 
     options = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, nbest=args.nbest, lm=args.lm,
-                   lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score)
+                   lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score,
+                   hotwords=args.hotwords)
     given = dict(batch_size=args.batch_size, threads=args.threads, channel=args.channel)
     given_segment = dict(max_segment=args.max_segment, min_silence=args.min_silence)
     segment = SegmentConfig(**{k: v for k, v in given_segment.items() if v is not None})
@@ -210,6 +214,9 @@ def _add_beam_options(p: argparse.ArgumentParser, item: str) -> None:
                    "(default: tuned, else 0)")
     p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
                    "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
+    p.add_argument("--hotwords", type=Path, metavar="FILE", help="beam-lm with a lexicon: 'WORD [BOOST]' lines; "
+                   "the words are favoured, and added when the lexicon lacks them (default boost "
+                   f"{HotwordConfig.boost})")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,8 @@ __all__ = [
     "DataConfig",
     "OptimConfig",
     "TrainConfig",
+    "HotwordConfig",
+    "CalibrationConfig",
     "from_dict",
     "to_dict",
     "load_config",
@@ -112,6 +114,19 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when available); torchrun rank r uses cuda:LOCAL_RANK
     precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or GPU) or "fp16" (autocast + loss scaling, GPU); CTC in fp32
     log_every: int = 50  # steps between log lines
+
+
+@dataclass
+class HotwordConfig:
+    boost: float = 5.0  # beam-lm: score added per hotword occurrence (log-prob units, like word_score) when a line gives none
+
+
+@dataclass
+class CalibrationConfig:
+    method: str = "auto"  # "auto" (lowest ECE on a held-out half of dev), "temperature", "platt" or "isotonic"
+    bins: int = 10  # equal-width confidence bins of the expected calibration error and reliability diagram
+    held_out: float = 0.5  # share of dev utterances that scores the methods when method is "auto"
+    seed: int = 0  # picks the held-out utterances
 
 
 def to_dict(cfg: Any) -> dict:

@@ -139,12 +139,14 @@ class BeamSearch:
         sil_score: added for every word separator.
         nbest: hypotheses returned per utterance (in ``Hypothesis.nbest`` when > 1).
         frame_shift: seconds per frame; when given, hypotheses carry word times.
+        hotwords: lexicon search only: a ``WORD [BOOST]`` file or ``{word: boost}``; the words are
+            added to the lexicon and boosted through the LM (``asr.decoding.hotwords``).
     """
 
     def __init__(self, tokenizer, beam_size: int = 16, beam_threshold: float = 25.0, *,
                  lexicon: str | Path | None = None, lm: str | Path | None = None, lm_weight: float = 2.0,
                  word_score: float = 0.0, sil_score: float = 0.0, nbest: int = 1,
-                 frame_shift: float | None = None):
+                 frame_shift: float | None = None, hotwords=None):
         from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 
         from .lexicon import read_lexicon
@@ -155,29 +157,46 @@ class BeamSearch:
         self._sil_id = tokenizer.units.index(tokenizer.sil_token)
         self.options = dict(beam_size=beam_size, beam_threshold=beam_threshold, lexicon=lexicon, lm=lm,
                             lm_weight=lm_weight, word_score=word_score, sil_score=sil_score, nbest=nbest,
-                            frame_shift=frame_shift)
+                            frame_shift=frame_shift, hotwords=hotwords)
         self._kenlm = None
+        self._hotwords, self._word_dict = None, None
         # A lexicon word ends with the separator, which a model trained without a trailing one never
         # emits after the last word: one appended frame where the separator is certain closes it.
         self._close_last_word = lexicon is not None and tokenizer.sil_token != tokenizer.units[tokenizer.blank_id]
         if lexicon is not None:
             read_lexicon(lexicon, tokenizer)  # one clear error for a unit the model does not have
-            if lm is not None:  # the same word dictionary ctc_decoder builds from the lexicon
-                self._kenlm = _load_kenlm(Path(lm), create_word_dict(load_words(str(lexicon))))
+            if hotwords is not None:
+                from .hotwords import lexicon_with_hotwords, spell_hotwords
+
+                self._hotwords = spell_hotwords(hotwords, tokenizer)
+                lexicon = lexicon_with_hotwords(lexicon, self._hotwords)
+            self._word_dict = create_word_dict(load_words(str(lexicon)))  # the one ctc_decoder builds from it
+            if lm is not None:
+                self._kenlm = _load_kenlm(Path(lm), self._word_dict)
+        elif hotwords is not None:
+            raise ValueError("hotwords: need a lexicon (the lexicon-free search has no words to boost)")
         elif lm is not None:
             # The lexicon-free search asks the LM about unit i as word i; ctc_decoder's own word
             # dictionary for a path is in hash order (torchaudio 2.11), so build it in unit order.
             self._kenlm = _load_kenlm(Path(lm), Dictionary(tokenizer.units))
+        self._lexicon_file = lexicon  # with the hotwords' spellings, if any
         self.decoder = self._build()
 
     def _build(self):
         from torchaudio.models.decoder import ctc_decoder
 
         o = self.options
+        lm = self._kenlm
+        if self._hotwords is not None:
+            from flashlight.lib.text.decoder import ZeroLM
+
+            from .hotwords import BoostedLM
+
+            self._boosted = lm = BoostedLM(lm if lm is not None else ZeroLM(), self._word_dict, self._hotwords, o["lm_weight"])
         return ctc_decoder(
-            lexicon=str(o["lexicon"]) if o["lexicon"] is not None else None,
+            lexicon=str(self._lexicon_file) if self._lexicon_file is not None else None,
             tokens=self.tokenizer.units,
-            lm=self._kenlm,
+            lm=lm,
             nbest=o["nbest"],
             beam_size=o["beam_size"],
             beam_threshold=o["beam_threshold"],

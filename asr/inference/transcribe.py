@@ -157,7 +157,7 @@ def load_transcription_model(path: str | Path):
         raise CheckpointError(f"{path}: incompatible model file ({reason})") from None
 
 
-_LM_KEYS = ("lm", "lexicon", "lm_weight", "word_score")  # beam-lm only, as in ``asr decode``
+_LM_KEYS = ("lm", "lexicon", "lm_weight", "word_score", "hotwords")  # beam-lm only, as in ``asr decode``
 
 
 def search_setup(method: str, model_path: str | Path, options: dict | None = None,
