@@ -391,7 +391,41 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="PNG to write; the numbers go to OUT with suffix .json")
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per run (default: directory names)")
     p.set_defaults(func=_curves)
+    _add_calibrate_parser(sub)
     return parser
+
+
+def _calibrate(args) -> None:
+    from .config import CalibrationConfig
+    from .decoding.confidence import calibrate_files
+
+    given = dict(method=args.calibration_method, bins=args.bins, held_out=args.held_out, seed=args.seed)
+    cfg = CalibrationConfig(**{k: v for k, v in given.items() if v is not None})
+    calibrate_files(args.model, args.dev_cuts, args.out, cfg, args.test, args.report_dir,
+                    **({"max_duration": args.max_duration} if args.max_duration is not None else {}))
+
+
+def _add_calibrate_parser(sub) -> None:
+    from .config import CalibrationConfig
+
+    default = CalibrationConfig()
+    p = sub.add_parser("calibrate", help="fit a word-confidence calibration on a dev set; writes calibration.json")
+    p.add_argument("model", type=Path)
+    p.add_argument("dev_cuts", type=Path, help="dev cut manifest (greedy words are labelled by alignment to "
+                   "the references)")
+    p.add_argument("--out", type=Path, help="JSON file to write (default: calibration.json next to MODEL, where "
+                   "'asr transcribe' finds it)")
+    p.add_argument("--method", dest="calibration_method", choices=["auto", "temperature", "platt", "isotonic"],
+                   help=f"mapping of the confidence (default {default.method}: the lowest ECE on held-out dev "
+                   "utterances)")
+    p.add_argument("--bins", type=int, help=f"confidence bins of the ECE and diagrams (default {default.bins})")
+    p.add_argument("--held-out", type=float, help=f"auto: share of dev utterances that scores the methods "
+                   f"(default {default.held_out})")
+    p.add_argument("--seed", type=int, help=f"auto: picks the held-out utterances (default {default.seed})")
+    p.add_argument("--test", type=Path, metavar="CUTS", help="also report ECE before/after on this manifest")
+    p.add_argument("--report-dir", type=Path, help="write calibration-{dev,test}.txt and reliability-{dev,test}.png")
+    p.add_argument("--max-duration", type=float, help="seconds of audio per batch (default 200)")
+    p.set_defaults(func=_calibrate)
 
 
 def main(argv: list[str] | None = None) -> int:

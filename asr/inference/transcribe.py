@@ -14,7 +14,8 @@ Pipeline, one file after another with bounded memory:
 4. Word times come from a CTC alignment: the best path (greedy), or the forced alignment of the
    beam search's text. Output frame ``t`` covers input frames ``[t*k, t*k+k)``, so a frame lasts
    ``k * hop`` seconds (30 ms for the AN4 model). A word's confidence is the mean posterior of
-   its units over the frames aligned to them.
+   its units over the frames aligned to them, mapped by ``calibration.json`` beside the model
+   when ``asr calibrate`` wrote one.
 5. Results come back per file, in input order; ``transcribe`` writes them as text, JSON, SRT or
    WebVTT and reports every file that failed in one line naming it.
 """
@@ -28,7 +29,7 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +41,7 @@ from tqdm import tqdm
 from ..audio.io import AudioError, audio_info, load_audio, read_spans
 from ..model.checkpoint import CheckpointError, load_model
 from ..data.cuts import collate_feats
+from ..decoding.confidence import default_calibration_path, load_calibrator
 from ..decoding.search import BeamSearch, frame_shift, greedy_search
 from ..audio.features import LogMel
 from ..audio.segment import SegmentConfig, segment_file
@@ -255,6 +257,7 @@ class Transcriber:
         self.frame_seconds = frame_shift(model)  # output frame t covers input frames [t*k, t*k+k)
         self.min_samples = self._min_samples()
         self.search = BeamSearch(tokenizer, **(search_options or {})) if method == "beam" else None
+        self.calibrator = None  # maps word confidences (``asr.decoding.confidence``); ``transcribe`` sets it
         units = tokenizer.units
         if tokenizer.kind == "char":  # "|" between words
             self._separator = [u == tokenizer.sil_token for u in units]
@@ -395,6 +398,8 @@ class Transcriber:
                     words = self._even_words(hyp.text, chunk.offset, chunk.seconds)
                 else:
                     words = self._words(labels, lp, chunk.offset)
+                    if self.calibrator is not None:
+                        words = [replace(w, confidence=self.calibrator(w.confidence)) for w in words]
                 state = chunk.state
                 if hyp.text:
                     nbest = [(h.text, h.score) for h in hyp.nbest]
@@ -528,6 +533,10 @@ def transcribe(
     begin = time.perf_counter()
     model, tokenizer = load_transcription_model(model_path)
     transcriber = Transcriber(model, tokenizer, search, batch_size, segment, channel, options)
+    calibration = default_calibration_path(model_path)
+    if calibration.is_file():  # from 'asr calibrate'
+        transcriber.calibrator = load_calibrator(calibration)
+        log.info("word confidences calibrated by %s (%s)", calibration, transcriber.calibrator.method)
     load_seconds = time.perf_counter() - begin
 
     begin, begin_cpu = time.perf_counter(), time.process_time()
