@@ -180,3 +180,13 @@ def test_transcribe_rejects_hotwords_without_beam_lm(tiny, tmp_path, capsys):
     (tmp_path / "hot.txt").write_text("NOVEMBER\n")
     assert main(["transcribe", str(tiny / "model.pt"), "x.wav", "--hotwords", str(tmp_path / "hot.txt")]) == 1
     assert "hotwords: only for --method beam or beam-lm" in capsys.readouterr().err
+
+
+def test_warns_when_the_lm_has_no_unk(lm_files, tmp_path, caplog):
+    _, lexicon = lm_files
+    arpa = tmp_path / "no-unk.arpa"  # KenLM scores unknown words log10 p = -100 without a <unk> unigram
+    arpa.write_text("\\data\\\nngram 1=4\nngram 2=1\n\n\\1-grams:\n-99\t<s>\t0\n-0.5\t</s>\n-0.5\tTHE\t0\n"
+                    "-0.5\tCAT\n\n\\2-grams:\n-0.1\tTHE CAT\n\n\\end\\\n")
+    BeamSearch(TOKENIZER, 8, lexicon=lexicon, lm=arpa, hotwords={"TEA": 5.0, "CAT": 1.0})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "hotword(s) TEA log10 p < -20" in warnings[0]

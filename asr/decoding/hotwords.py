@@ -132,6 +132,9 @@ def lexicon_with_hotwords(lexicon: str | Path, hotwords: list[Hotword]) -> Path:
     return out
 
 
+_UNK_FLOOR = -20.0  # log10 LM probability below which no sensible boost brings a word in
+
+
 class BoostedLM(CTCDecoderLM):
     """A word LM (flashlight KenLM or ``ZeroLM``) whose score for each hotword is raised by ``boost / lm_weight``.
 
@@ -149,6 +152,11 @@ class BoostedLM(CTCDecoderLM):
                              f"got {lm_weight}")
         self.lm = lm
         self.bonus = {word_dict.get_index(h.word): h.boost / lm_weight for h in hotwords}
+        start = lm.start(False)
+        hopeless = [h.word for h in hotwords if lm.score(start, word_dict.get_index(h.word))[1] < _UNK_FLOOR]
+        if hopeless:  # e.g. an ARPA file without <unk>: KenLM then scores unknown words log10 p = -100
+            log.warning("the LM gives hotword(s) %s log10 p < %g (no <unk> probability?): a boost cannot make "
+                        "up for that; add them to the LM text", " ".join(hopeless), _UNK_FLOOR)
 
     def start(self, start_with_nothing: bool):
         return self.lm.start(start_with_nothing)
