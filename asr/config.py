@@ -118,7 +118,7 @@ class TrainConfig:
 
 @dataclass
 class HotwordConfig:
-    boost: float = 5.0  # beam-lm: score added per hotword occurrence (log-prob units, like word_score) when a line gives none
+    boost: float = 5.0  # score added per hotword occurrence (log-prob units, like word_score); lines may set their own
 
 
 @dataclass
