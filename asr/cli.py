@@ -1,67 +1,188 @@
-"""The ``asr`` command line: each subcommand parses arguments and calls one library function."""
+"""The ``asr`` command line: each subcommand parses arguments and calls one library function.
+
+Every subcommand is one ``_add_NAME_parser(sub)`` function that registers its parser and sets
+``func=_NAME``, a short handler. Option defaults are None; the library fills them from the
+dataclasses of ``asr.config``, whose values the help texts show (``_option``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 
-from .config import HotwordConfig
+from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, DecodeConfig, HotwordConfig,
+                     LibriSpeechPrepareConfig, LMBuildConfig, ScoreConfig, SearchConfig, SegmentConfig,
+                     TimitPrepareConfig, TranscribeConfig, TuneConfig)
 
 __all__ = ["main"]
 
 log = logging.getLogger(__name__)
 
 
-def _only_for(corpus: str, options: dict, owner: str) -> None:
-    """Reject the ``options`` (name -> value; None or False: not given) unless ``corpus`` is ``owner``."""
-    given = [name for name, value in options.items() if value not in (None, False)]
-    if given and corpus != owner:
-        raise ValueError(f"{', '.join(given)}: {owner} only, not for {corpus}")
+# ---- helpers -----------------------------------------------------------------------------------
 
 
-def _download(args) -> None:
-    _only_for(args.corpus, {"--parts": args.parts, "--train-960": args.train_960}, "librispeech")
-    _only_for(args.corpus, {"--files": args.files}, "librispeech-lm")
-    if args.corpus == "librispeech":
-        from .data.corpora.librispeech import download_librispeech
+def _option(p: argparse.ArgumentParser, *flags: str, cfg: type, name: str | None = None, help: str,
+            default=None, **kwargs) -> argparse.Action:
+    """An option for field ``name`` of dataclass ``cfg``: argparse default None, the help shows the field's."""
+    name = name or flags[0].lstrip("-").replace("-", "_")
+    value = getattr(cfg(), name)
+    shown = " ".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+    text = help if value is None else f"{help} (default: {shown})"
+    action = p.add_argument(*flags, dest=name, default=default, help=text, **kwargs)
+    action.config_default = (cfg, name)  # checked by tests/test_defaults.py
+    return action
 
-        print(download_librispeech(args.target_dir, args.parts, args.train_960))
-        return
-    if args.corpus == "librispeech-lm":
-        from .data.corpora.librispeech import LM_FILES, download_librispeech_lm
 
-        print(download_librispeech_lm(args.target_dir, args.files or LM_FILES))
-        return
+def _flag(p: argparse.ArgumentParser, *flags: str, help: str) -> argparse.Action:
+    """An on/off switch that is None unless given."""
+    return p.add_argument(*flags, action="store_true", default=None, help=help)
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The options among ``names`` given on the command line (not None)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _config(cls: type, args: argparse.Namespace):
+    """``cls`` with the fields given on the command line, the dataclass defaults elsewhere."""
+    return cls(**_given(args, *(f.name for f in dataclasses.fields(cls))))
+
+
+_SEARCH_OPTIONS = tuple(f.name for f in dataclasses.fields(SearchConfig) if f.name != "method")
+
+
+def _add_search_options(p: argparse.ArgumentParser, item: str) -> None:
+    """The beam search and LM flags that `decode` and `transcribe` share (resolved by asr.decoding.resolve)."""
+    _option(p, "--beam-size", "--beam", cfg=SearchConfig, type=int, help="beam, beam-lm: hypotheses kept per "
+            "frame (beam-lm: tuned value first)")
+    _option(p, "--beam-threshold", cfg=SearchConfig, type=float, help="beam, beam-lm: prune hypotheses this far "
+            "below the best (beam-lm: tuned value first)")
+    _option(p, "--nbest", cfg=SearchConfig, type=int, help=f"beam, beam-lm: hypotheses per {item} in the JSON output")
+    _option(p, "--sil-score", cfg=SearchConfig, type=float, help="beam, beam-lm: score added per word separator")
+    _option(p, "--lm", cfg=SearchConfig, type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
+            "--lexicon, the model's units")
+    _option(p, "--lexicon", cfg=SearchConfig, type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
+    _option(p, "--lm-weight", cfg=SearchConfig, type=float, help="beam-lm: LM weight (tuned value first)")
+    _option(p, "--word-score", cfg=SearchConfig, type=float, help="beam-lm: score added per word, lexicon search "
+            "only (tuned value first)")
+    p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
+                   "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
+    _option(p, "--hotwords", cfg=SearchConfig, type=Path, metavar="FILE", help="beam-lm with a lexicon: 'WORD "
+            f"[BOOST]' lines; the words are favoured, and added when the lexicon lacks them (default boost "
+            f"{HotwordConfig.boost})")
+    _option(p, "--device", cfg=TranscribeConfig, help="where the model runs: cpu, cuda, cuda:N or auto")
+
+
+def _reject_foreign_options(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
+    """Unknown arguments: for an option of a sibling corpus (``asr prepare timit --dev-fraction``) one
+    line naming its owners and exit status 1; anything else is argparse's usage error."""
+    siblings = getattr(args, "corpus_parsers", None)
+    flags = [a.split("=", 1)[0] for a in extra if a.startswith("--")]
+    owners = {f: [c for c, p in (siblings or {}).items() if f in p._option_string_actions] for f in flags}
+    if siblings is None or not flags or not all(owners.values()):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    flag = flags[0]
+    print(f"asr {args.command}: error: {flag}: {', '.join(owners[flag])} only, not for {args.corpus}", file=sys.stderr)
+    return 1
+
+
+# ---- download ------------------------------------------------------------------------------------
+
+
+def _download_an4(args) -> None:
     from .data.corpora.an4 import download_an4
 
     print(download_an4(args.target_dir))
 
 
-def _prepare(args) -> None:
-    _only_for(args.corpus, {"--dev-fraction": args.dev_fraction, "--seed": args.seed}, "an4")
-    _only_for(args.corpus, {"--phones": args.phones, "--dev-speakers": args.dev_speakers,
-                            "--test-speakers": args.test_speakers}, "timit")
-    _only_for(args.corpus, {"--parts": args.parts, "--train-960": args.train_960, "--num-jobs": args.num_jobs},
-              "librispeech")
-    if args.corpus == "timit":
-        from .data.corpora.timit import prepare_timit, read_speaker_list
+def _download_librispeech(args) -> None:
+    from .data.corpora.librispeech import download_librispeech
 
-        prepare_timit(args.corpus_dir, args.out_dir, phones=args.phones or 48,
-                      dev_speakers=read_speaker_list(args.dev_speakers) if args.dev_speakers else None,
-                      test_speakers=read_speaker_list(args.test_speakers) if args.test_speakers else None)
-    elif args.corpus == "librispeech":
-        from .data.corpora.librispeech import prepare_librispeech
+    print(download_librispeech(args.target_dir, args.parts, bool(args.train_960)))
 
-        jobs = {"num_jobs": args.num_jobs} if args.num_jobs else {}
-        prepare_librispeech(args.corpus_dir, args.out_dir, parts=args.parts, train_960=args.train_960, **jobs)
-    else:
-        from .data.corpora.an4 import prepare_an4
 
-        defaults = {"dev_fraction": args.dev_fraction, "seed": args.seed}
-        prepare_an4(args.corpus_dir, args.out_dir, **{k: v for k, v in defaults.items() if v is not None})
+def _download_librispeech_lm(args) -> None:
+    from .data.corpora.librispeech import download_librispeech_lm
+
+    print(download_librispeech_lm(args.target_dir, **_given(args, "files")))
+
+
+def _add_download_parser(sub) -> None:
+    p = sub.add_parser("download", help="download a corpus (an4, librispeech) or the LibriSpeech LM resources")
+    corpora = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    q = corpora.add_parser("an4", help="AN4 (CMU), 64 MB")
+    q.add_argument("target_dir", type=Path)
+    q.set_defaults(func=_download_an4)
+    r = corpora.add_parser("librispeech", help="LibriSpeech parts (openslr SLR12)")
+    r.add_argument("target_dir", type=Path)
+    r.add_argument("--parts", nargs="+", metavar="PART", help="parts to fetch (default: train-clean-100, dev-clean, "
+                   "dev-other, test-clean, test-other)")
+    _flag(r, "--train-960", help="train-clean-360 and train-other-500 too")
+    r.set_defaults(func=_download_librispeech)
+    s = corpora.add_parser("librispeech-lm", help="the official n-grams, lexicon and LM text (openslr SLR11)")
+    s.add_argument("target_dir", type=Path)
+    s.add_argument("--files", nargs="+", metavar="NAME", help="file names (default: all six; files already in "
+                   "TARGET_DIR are skipped)")
+    s.set_defaults(func=_download_librispeech_lm)
+    p.set_defaults(corpus_parsers={"an4": q, "librispeech": r, "librispeech-lm": s})
+
+
+# ---- prepare -------------------------------------------------------------------------------------
+
+
+def _prepare_an4(args) -> None:
+    from .data.corpora.an4 import prepare_an4
+
+    prepare_an4(args.corpus_dir, args.out_dir, **_given(args, "dev_fraction", "seed"))
+
+
+def _prepare_timit(args) -> None:
+    from .data.corpora.timit import prepare_timit, read_speaker_list
+
+    lists = {k: read_speaker_list(v) for k, v in _given(args, "dev_speakers", "test_speakers").items()}
+    prepare_timit(args.corpus_dir, args.out_dir, **_given(args, "phones"), **lists)
+
+
+def _prepare_librispeech(args) -> None:
+    from .data.corpora.librispeech import prepare_librispeech
+
+    prepare_librispeech(args.corpus_dir, args.out_dir, args.parts, bool(args.train_960), **_given(args, "num_jobs"))
+
+
+def _add_prepare_parser(sub) -> None:
+    p = sub.add_parser("prepare", help="write lhotse cut manifests for a corpus (an4, timit, librispeech)")
+    corpora = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    q = corpora.add_parser("an4", help="train/dev/test of AN4; dev: held-out training speakers")
+    q.add_argument("corpus_dir", type=Path, help="the an4 directory, holding etc/ and wav/")
+    q.add_argument("out_dir", type=Path)
+    _option(q, "--dev-fraction", cfg=An4PrepareConfig, type=float, help="share of training speakers held out")
+    _option(q, "--seed", cfg=An4PrepareConfig, type=int, help="picks the dev speakers")
+    q.set_defaults(func=_prepare_an4)
+    r = corpora.add_parser("timit", help="train/dev/test of TIMIT (dev: 50 speakers, test: the core test set)")
+    r.add_argument("corpus_dir", type=Path, help="the TIMIT directory, holding TRAIN/ and TEST/")
+    r.add_argument("out_dir", type=Path)
+    _option(r, "--phones", cfg=TimitPrepareConfig, type=int, choices=[48, 61, 39], help="training phone set")
+    r.add_argument("--dev-speakers", type=Path, metavar="FILE", help="dev speaker ids, one per line (default: the "
+                   "standard 50)")
+    r.add_argument("--test-speakers", type=Path, metavar="FILE", help="test speaker ids (default: the 24 of the "
+                   "core test set)")
+    r.set_defaults(func=_prepare_timit)
+    s = corpora.add_parser("librispeech", help="LibriSpeech parts as they are")
+    s.add_argument("corpus_dir", type=Path, help="the directory holding the parts (or LibriSpeech/)")
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--parts", nargs="+", metavar="PART", help="parts to prepare (default: train-clean-100, "
+                   "dev-clean, dev-other, test-clean, test-other)")
+    _flag(s, "--train-960", help="all three training parts, plus their union as librispeech_cuts_train-960.jsonl.gz")
+    _option(s, "--num-jobs", cfg=LibriSpeechPrepareConfig, type=int, help="threads reading FLAC headers")
+    s.set_defaults(func=_prepare_librispeech)
+    p.set_defaults(corpus_parsers={"an4": q, "timit": r, "librispeech": s})
+
+
+# ---- train, average ------------------------------------------------------------------------------
 
 
 def _train(args) -> None:
@@ -81,178 +202,7 @@ def _train(args) -> None:
             dist.destroy_process_group()
 
 
-def _average(args) -> None:
-    from .model.checkpoint import average_checkpoints, list_checkpoints, save_atomic
-
-    paths = list_checkpoints(args.exp_dir)[-args.last:]
-    save_atomic(average_checkpoints(paths), args.out)
-    log.info("wrote %s", args.out)
-
-
-def _decode(args) -> None:
-    from .model.checkpoint import load_model
-    from .data.cuts import load_cuts
-    from .decoding.search import decode_cuts, write_hypotheses
-    from .decoding.tune import beam_lm_options, default_params_path
-
-    model, tokenizer = load_model(args.model)
-    cuts = load_cuts(args.cuts)
-    given = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, nbest=args.nbest)
-    for method in args.method:
-        options = {k: v for k, v in given.items() if v is not None}
-        if method == "beam-lm":
-            lm_given = dict(lm=args.lm, lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score,
-                            hotwords=args.hotwords)
-            options = beam_lm_options(args.lm_params or default_params_path(args.model), {**given, **lm_given},
-                                      explicit=args.lm_params is not None)
-        workers = args.num_workers if method != "greedy" else 0
-        results = list(decode_cuts(model, tokenizer, cuts, "greedy" if method == "greedy" else "beam",
-                                   max_duration=args.max_duration, num_workers=workers, **options))
-        path = write_hypotheses(results, args.out_dir, f"{args.name}-{method}")
-        log.info("wrote %s", path)
-
-
-def _lm(args) -> None:
-    if args.lm_command == "build":
-        from .decoding.lm import build_lm
-
-        tokenizer = None
-        if args.units_of is not None:
-            from .model.checkpoint import load_model
-
-            tokenizer = load_model(args.units_of)[1]
-        build_lm(args.text, args.out, args.order, args.prune_singletons, args.kaldi, tokenizer)
-    else:
-        from .model.checkpoint import load_model
-        from .decoding.lexicon import lexicon_from_words
-
-        lexicon_from_words(load_model(args.model)[1], args.out, args.lm, args.text, args.kaldi)
-
-
-def _tune(args) -> None:
-    from .model.checkpoint import load_model
-    from .data.cuts import load_cuts
-    from .decoding.tune import default_params_path, search_points, tune, write_lm_params
-
-    model, tokenizer = load_model(args.model)
-    points = search_points(args.search, tuple(args.lm_weight_range), tuple(args.word_score_range), args.points,
-                           args.trials, args.seed)
-    params = tune(model, tokenizer, load_cuts(args.cuts), args.lm, args.lexicon, points, args.beam_size,
-                  args.beam_threshold, args.num_workers, args.max_duration)
-    log.info("wrote %s", write_lm_params(params, args.out or default_params_path(args.model)))
-
-
-def _score(args) -> None:
-    from .scoring.normalize import Normalizer
-
-    if args.ref is None:
-        raise ValueError("--ref is required")
-    normalizer = Normalizer(args.case, args.remove_punct, args.split_hyphens, args.mapping, args.fold)
-    if args.score_command == "compare":
-        from .scoring.stats import compare_files
-
-        result = compare_files(args.ref, args.hyp_a, args.hyp_b, args.unit, utt2spk=args.utt2spk,
-                               normalizer=normalizer, n_boot=args.bootstrap, seed=args.seed, out_dir=args.out_dir)
-        print(result.report(), end="")
-        return
-    if not args.hyp or args.out_dir is None:
-        raise ValueError("--hyp and --out-dir are required (or use 'asr score compare A B --ref REF')")
-    from .scoring.report import score_files
-
-    for line in score_files(args.ref, args.hyp, args.out_dir, tuple(args.units), utt2spk=args.utt2spk,
-                            normalizer=normalizer, html=not args.no_html):
-        print(line)
-
-
-def _transcribe(args) -> None:
-    from .audio.segment import SegmentConfig
-    from .inference.transcribe import transcribe
-
-    options = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, nbest=args.nbest, lm=args.lm,
-                   lexicon=args.lexicon, lm_weight=args.lm_weight, word_score=args.word_score,
-                   hotwords=args.hotwords)
-    given = dict(batch_size=args.batch_size, threads=args.threads, channel=args.channel)
-    given_segment = dict(max_segment=args.max_segment, min_silence=args.min_silence)
-    segment = SegmentConfig(**{k: v for k, v in given_segment.items() if v is not None})
-    summary = transcribe(args.model, args.audio, args.list, args.format, args.output_dir, args.method, options,
-                         args.lm_params, segment=segment, progress=args.progress,
-                         on_error=lambda line: print(f"asr transcribe: error: {line}", file=sys.stderr, flush=True),
-                         **{k: v for k, v in given.items() if v is not None})
-    print(f"asr transcribe: {summary.line()}", file=sys.stderr)
-    if summary.failed:
-        raise ValueError(f"{len(summary.failed)} input(s) failed, see above")
-
-
-def _export(args) -> None:
-    from .inference.export import export_model
-
-    export_model(args.model, args.out)
-
-
-def _diagnose(args) -> None:
-    from .analysis.diagnose import diagnose, load_models
-
-    diagnose(load_models(args.models, args.labels), args.audio, args.out_dir)
-
-
-def _curves(args) -> None:
-    from .training.curves import plot_curves
-
-    plot_curves(args.exp_dirs, args.out, args.labels)
-
-
-def _add_beam_options(p: argparse.ArgumentParser, item: str) -> None:
-    """The beam search and LM flags that `decode` and `transcribe` share."""
-    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16, or tuned)")
-    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
-    p.add_argument("--nbest", type=int, help=f"hypotheses per {item} in the JSON output (default 1)")
-    p.add_argument("--lm", type=Path, help="beam-lm: KenLM model (ARPA or binary), words or, without "
-                   "--lexicon, the model's units")
-    p.add_argument("--lexicon", type=Path, help="beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'")
-    p.add_argument("--lm-weight", type=float, help="beam-lm: LM weight (default: tuned, else 2.0)")
-    p.add_argument("--word-score", type=float, help="beam-lm: score added per word, lexicon search only "
-                   "(default: tuned, else 0)")
-    p.add_argument("--lm-params", type=Path, help="beam-lm: YAML from 'asr tune' that supplies every beam-lm "
-                   "option not given here (default: lm-params.yaml next to MODEL, if it exists)")
-    p.add_argument("--hotwords", type=Path, metavar="FILE", help="beam-lm with a lexicon: 'WORD [BOOST]' lines; "
-                   "the words are favoured, and added when the lexicon lacks them (default boost "
-                   f"{HotwordConfig.boost})")
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("download", help="download a corpus (an4, librispeech) or the LibriSpeech LM resources")
-    p.add_argument("corpus", choices=["an4", "librispeech", "librispeech-lm"],
-                   help="librispeech-lm: the official n-grams, lexicon and LM text (openslr SLR11)")
-    p.add_argument("target_dir", type=Path)
-    p.add_argument("--parts", nargs="+", metavar="PART", help="librispeech: parts to fetch (default: "
-                   "train-clean-100, dev-clean, dev-other, test-clean, test-other)")
-    p.add_argument("--train-960", action="store_true", help="librispeech: train-clean-360 and train-other-500 too")
-    p.add_argument("--files", nargs="+", metavar="NAME", help="librispeech-lm: file names (default: all six; "
-                   "files already in TARGET_DIR are skipped)")
-    p.set_defaults(func=_download)
-
-    p = sub.add_parser("prepare", help="write lhotse cut manifests for a corpus (an4, timit, librispeech)")
-    p.add_argument("corpus", choices=["an4", "timit", "librispeech"])
-    p.add_argument("corpus_dir", type=Path, help="corpus directory (holding etc/ and wav/ for an4, "
-                   "TRAIN/ and TEST/ for timit, the parts for librispeech)")
-    p.add_argument("out_dir", type=Path)
-    p.add_argument("--dev-fraction", type=float, help="an4: share of training speakers held out (default 0.07)")
-    p.add_argument("--seed", type=int, help="an4: picks the dev speakers (default 0)")
-    p.add_argument("--phones", type=int, choices=[48, 61, 39], help="timit: training phone set (default 48)")
-    p.add_argument("--dev-speakers", type=Path, metavar="FILE", help="timit: dev speaker ids, one per line "
-                   "(default: the standard 50)")
-    p.add_argument("--test-speakers", type=Path, metavar="FILE", help="timit: test speaker ids (default: the "
-                   "24 of the core test set)")
-    p.add_argument("--parts", nargs="+", metavar="PART", help="librispeech: parts to prepare (default: "
-                   "train-clean-100, dev-clean, dev-other, test-clean, test-other)")
-    p.add_argument("--train-960", action="store_true", help="librispeech: all three training parts, plus their "
-                   "union as librispeech_cuts_train-960.jsonl.gz")
-    p.add_argument("--num-jobs", type=int, help="librispeech: threads reading FLAC headers (default 4)")
-    p.set_defaults(func=_prepare)
-
+def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a CTC model (resumes automatically)")
     p.add_argument("--config", type=Path, help="YAML file of TrainConfig values")
     p.add_argument("--train", type=Path, required=True, help="training cut manifest")
@@ -261,122 +211,239 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. model.encoder.cell=gru epochs=10")
     p.set_defaults(func=_train)
 
+
+def _average(args) -> None:
+    from .model.checkpoint import average_checkpoints, list_checkpoints, save_atomic
+
+    paths = list_checkpoints(args.exp_dir)[-_config(AverageConfig, args).last:]
+    save_atomic(average_checkpoints(paths), args.out)
+    log.info("wrote %s", args.out)
+
+
+def _add_average_parser(sub) -> None:
     p = sub.add_parser("average", help="average the last K epoch checkpoints into a model file")
     p.add_argument("exp_dir", type=Path)
-    p.add_argument("--last", type=int, default=5)
+    _option(p, "--last", cfg=AverageConfig, type=int, help="epoch checkpoints averaged")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_average)
 
-    p = sub.add_parser("decode", help="decode a cut manifest; writes hyp-NAME-METHOD.{txt,jsonl}")
-    p.add_argument("model", type=Path)
-    p.add_argument("cuts", type=Path)
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--name", default="test", help="set name used in output file names")
-    p.add_argument("--method", nargs="+", choices=["greedy", "beam", "beam-lm"], default=["greedy"],
-                   help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon")
-    _add_beam_options(p, "utterance")
-    p.add_argument("--num-workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="processes for the beam search (0: none; default: %(default)s)")
-    p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
-    p.set_defaults(func=_decode)
 
+# ---- LM, tuning ----------------------------------------------------------------------------------
+
+
+def _lm_build(args) -> None:
+    from .decoding.lm import build_lm
+
+    tokenizer = None
+    if args.units_of is not None:
+        from .model.checkpoint import load_model
+
+        tokenizer = load_model(args.units_of)[1]
+    build_lm(args.text, args.out, prune_singletons=bool(args.prune_singletons), kaldi=bool(args.kaldi),
+             tokenizer=tokenizer, **_given(args, "order"))
+
+
+def _lm_lexicon(args) -> None:
+    from .decoding.lexicon import lexicon_from_words
+    from .model.checkpoint import load_model
+
+    lexicon_from_words(load_model(args.model)[1], args.out, args.arpa, args.text, bool(args.kaldi))
+
+
+def _add_lm_parser(sub) -> None:
     p = sub.add_parser("lm", help="n-gram language models and lexicons for beam-lm decoding")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     q = lm_sub.add_parser("build", help="interpolated modified Kneser-Ney n-gram -> ARPA")
-    q.add_argument("--order", type=int, default=3)
+    _option(q, "--order", cfg=LMBuildConfig, type=int, help="n-gram order")
     q.add_argument("--text", type=Path, required=True, help="one sentence per line (.gz allowed)")
     q.add_argument("--out", type=Path, required=True, help="ARPA file to write")
-    q.add_argument("--prune-singletons", action="store_true", help="drop n-grams (order >= 2) seen once")
-    q.add_argument("--kaldi", action="store_true", help="TEXT is Kaldi text: drop each line's first field")
+    _flag(q, "--prune-singletons", help="drop n-grams (order >= 2) seen once")
+    _flag(q, "--kaldi", help="TEXT is Kaldi text: drop each line's first field")
     q.add_argument("--units-of", type=Path, metavar="MODEL", help="spell the text in MODEL's units: an LM "
                    "for lexicon-free beam-lm decoding")
-    q.set_defaults(func=_lm)
+    q.set_defaults(func=_lm_build)
     q = lm_sub.add_parser("lexicon", help="spell the words of an LM or text in a model's units")
     q.add_argument("model", type=Path)
     q.add_argument("--out", type=Path, required=True, help="lexicon file; unspellable words go to "
                    "OUT with suffix .unspellable.txt")
     source = q.add_mutually_exclusive_group(required=True)
-    source.add_argument("--lm", type=Path, help="take the words from this ARPA file's unigrams")
+    source.add_argument("--lm", type=Path, dest="arpa", help="take the words from this ARPA file's unigrams")
     source.add_argument("--text", type=Path, help="take the words from this text file")
-    q.add_argument("--kaldi", action="store_true", help="TEXT is Kaldi text: drop each line's first field")
-    q.set_defaults(func=_lm)
+    _flag(q, "--kaldi", help="TEXT is Kaldi text: drop each line's first field")
+    q.set_defaults(func=_lm_lexicon)
 
+
+def _tune(args) -> None:
+    from .decoding.tune import tune_files
+
+    tune_files(args.model, args.cuts, args.lm, args.lexicon, args.out, _config(TuneConfig, args),
+               **_given(args, "beam_threshold", "num_workers", "max_duration"))
+
+
+def _add_tune_parser(sub) -> None:
     p = sub.add_parser("tune", help="search LM weight and word score on a dev set; writes lm-params.yaml")
     p.add_argument("model", type=Path)
     p.add_argument("cuts", type=Path, help="dev cut manifest")
-    p.add_argument("--lm", type=Path, required=True)
-    p.add_argument("--lexicon", type=Path, help="omit for lexicon-free search with a unit LM")
-    p.add_argument("--search", choices=["grid", "random"], default="grid")
-    p.add_argument("--lm-weight-range", type=float, nargs=2, default=[0.0, 3.0], metavar=("LO", "HI"))
-    p.add_argument("--word-score-range", type=float, nargs=2, default=[-2.0, 4.0], metavar=("LO", "HI"))
-    p.add_argument("--points", type=int, default=13, help="grid: values per axis")
-    p.add_argument("--trials", type=int, default=60, help="random: points drawn")
-    p.add_argument("--seed", type=int, default=0, help="random: seed")
-    p.add_argument("--beam-size", "--beam", type=int, default=50)
-    p.add_argument("--beam-threshold", type=float, default=25.0)
-    p.add_argument("--num-workers", type=int, default=min(2, os.cpu_count() or 1))
-    p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
+    _option(p, "--lm", cfg=SearchConfig, type=Path, required=True, help="KenLM model (ARPA or binary)")
+    _option(p, "--lexicon", cfg=SearchConfig, type=Path, help="omit for lexicon-free search with a unit LM")
+    _option(p, "--search", cfg=TuneConfig, choices=["grid", "random"], help="how points are chosen")
+    _option(p, "--lm-weight-range", cfg=TuneConfig, type=float, nargs=2, metavar=("LO", "HI"), help="LM weights")
+    _option(p, "--word-score-range", cfg=TuneConfig, type=float, nargs=2, metavar=("LO", "HI"), help="word scores")
+    _option(p, "--points", cfg=TuneConfig, type=int, help="grid: values per axis")
+    _option(p, "--trials", cfg=TuneConfig, type=int, help="random: points drawn")
+    _option(p, "--seed", cfg=TuneConfig, type=int, help="random: seed")
+    _option(p, "--beam-size", "--beam", cfg=TuneConfig, type=int, help="hypotheses kept per frame while tuning")
+    _option(p, "--beam-threshold", cfg=SearchConfig, type=float, help="prune hypotheses this far below the best")
+    _option(p, "--num-workers", cfg=DecodeConfig, type=int, help="processes sharing the points (0: none)")
+    _option(p, "--max-duration", cfg=DecodeConfig, type=float, help="seconds of audio per batch")
     p.add_argument("--out", type=Path, help="default: lm-params.yaml next to MODEL, read by 'asr decode'")
     p.set_defaults(func=_tune)
 
+
+# ---- decode, score -------------------------------------------------------------------------------
+
+
+def _decode(args) -> None:
+    from .inference.recognizer import decode
+
+    decode(args.model, args.cuts, args.out_dir, args.method or (SearchConfig.method,),
+           _given(args, *_SEARCH_OPTIONS), args.lm_params, **_given(args, "name", "max_duration", "num_workers",
+                                                                    "device"))
+
+
+def _add_decode_parser(sub) -> None:
+    p = sub.add_parser("decode", help="decode a cut manifest; writes hyp-NAME-METHOD.{txt,jsonl}")
+    p.add_argument("model", type=Path)
+    p.add_argument("cuts", type=Path)
+    p.add_argument("--out-dir", type=Path, required=True)
+    _option(p, "--name", cfg=DecodeConfig, help="set name used in output file names")
+    _option(p, "--method", cfg=SearchConfig, nargs="+", choices=["greedy", "beam", "beam-lm"],
+            help="one or more; beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon")
+    _add_search_options(p, "utterance")
+    _option(p, "--num-workers", cfg=DecodeConfig, type=int, help="processes for the beam search (0: none)")
+    _option(p, "--max-duration", cfg=DecodeConfig, type=float, help="seconds of audio per batch")
+    p.set_defaults(func=_decode)
+
+
+def _score(args) -> None:
+    from .scoring.normalize import Normalizer
+
+    if args.ref is None:
+        raise ValueError("--ref is required")
+    normalizer = Normalizer(**_given(args, "case", "remove_punct", "split_hyphens", "mapping", "fold"))
+    if args.score_command == "compare":
+        from .scoring.stats import compare_files
+
+        result = compare_files(args.ref, args.hyp_a, args.hyp_b, utt2spk=args.utt2spk, normalizer=normalizer,
+                               out_dir=args.out_dir, **_given(args, "unit", "n_boot", "seed"))
+        print(result.report(), end="")
+        return
+    if not args.hyp or args.out_dir is None:
+        raise ValueError("--hyp and --out-dir are required (or use 'asr score compare A B --ref REF')")
+    from .scoring.report import score_files
+
+    for line in score_files(args.ref, args.hyp, args.out_dir, utt2spk=args.utt2spk, normalizer=normalizer,
+                            **_given(args, "units", "html")):
+        print(line)
+
+
+def _add_score_parser(sub) -> None:
     p = sub.add_parser("score", help="WER/CER/PER with sclite's counts and reports; 'score compare A B' "
                        "tests two systems", description="asr score --ref REF --hyp HYP... --out-dir DIR, or "
                        "asr score compare HYP_A HYP_B --ref REF: bootstrap intervals and paired tests.")
     p.add_argument("--hyp", type=Path, nargs="+", help="hypothesis files (Kaldi text, trn or JSONL)")
-    p.add_argument("--units", nargs="+", choices=["word", "char", "phone"], default=["word", "char"])
-    p.add_argument("--no-html", action="store_true", help="skip report.html (and matplotlib)")
+    _option(p, "--units", cfg=ScoreConfig, nargs="+", choices=["word", "char", "phone"], help="units scored")
+    _option(p, "--html", cfg=ScoreConfig, action=argparse.BooleanOptionalAction,
+            help="write report.html with plots (--no-html: skip it, and matplotlib)")
     q = p.add_subparsers(dest="score_command", metavar="compare").add_parser(
         "compare", help="bootstrap 95%% intervals, paired bootstrap and MAPSSWE tests of B against A")
     q.add_argument("hyp_a", type=Path)
     q.add_argument("hyp_b", type=Path)
-    q.add_argument("--unit", choices=["word", "char", "phone"], default="word")
-    q.add_argument("--bootstrap", type=int, default=1000, help="resamples (default %(default)s)")
-    q.add_argument("--seed", type=int, default=0)
+    _option(q, "--unit", cfg=ScoreConfig, choices=["word", "char", "phone"], help="the unit compared")
+    _option(q, "--bootstrap", cfg=ScoreConfig, name="n_boot", type=int, help="resamples")
+    _option(q, "--seed", cfg=ScoreConfig, type=int, help="seed of the resampling")
     for parser_, later in ((p, False), (q, True)):
         # shared options: the compare copies default to SUPPRESS so that options given before 'compare' stay
-        keep = (lambda value: argparse.SUPPRESS) if later else (lambda value: value)
-        parser_.add_argument("--ref", type=Path, default=keep(None), help="Kaldi text, trn or JSONL (required)")
-        parser_.add_argument("--out-dir", type=Path, default=keep(None),
+        keep = argparse.SUPPRESS if later else None
+        parser_.add_argument("--ref", type=Path, default=keep, help="Kaldi text, trn or JSONL (required)")
+        parser_.add_argument("--out-dir", type=Path, default=keep,
                              help="report directory (score: required; compare: optional)")
-        parser_.add_argument("--utt2spk", type=Path, default=keep(None), help="'uttid speaker' lines (default: "
+        parser_.add_argument("--utt2spk", type=Path, default=keep, help="'uttid speaker' lines (default: "
                              "sclite's trn convention, the id up to its first '-', else '_')")
-        parser_.add_argument("--case", choices=["keep", "lower", "upper"], default=keep("keep"))
-        parser_.add_argument("--remove-punct", action="store_true", default=keep(False),
-                             help="delete punctuation except word-internal ' and -")
-        parser_.add_argument("--split-hyphens", action="store_true", default=keep(False))
-        parser_.add_argument("--mapping", type=Path, default=keep(None),
+        _option(parser_, "--case", cfg=ScoreConfig, choices=["keep", "lower", "upper"], default=keep,
+                help="case folding of both sides")
+        _option(parser_, "--remove-punct", cfg=ScoreConfig, action="store_true", default=keep,
+                help="delete punctuation except word-internal ' and -")
+        _option(parser_, "--split-hyphens", cfg=ScoreConfig, action="store_true", default=keep,
+                help="split words at hyphens")
+        parser_.add_argument("--mapping", type=Path, default=keep,
                              help="GLM-like file of 'LEFT => RIGHT' rules applied to both sides")
-        parser_.add_argument("--fold", choices=["timit39"], default=keep(None),
+        parser_.add_argument("--fold", choices=["timit39"], default=keep,
                              help="phone folding for the phone unit (TIMIT 61 -> 39)")
     p.set_defaults(func=_score)
 
+
+# ---- transcribe, export, analysis -----------------------------------------------------------------
+
+
+def _transcribe(args) -> None:
+    from .inference.recognizer import transcribe
+
+    summary = transcribe(args.model, args.audio, args.list, output_dir=args.output_dir,
+                         method=args.method or SearchConfig.method, search_options=_given(args, *_SEARCH_OPTIONS),
+                         lm_params=args.lm_params, threads=args.threads, channel=args.channel,
+                         segment=_config(SegmentConfig, args), progress=args.progress,
+                         on_error=lambda line: print(f"asr transcribe: error: {line}", file=sys.stderr, flush=True),
+                         **_given(args, "formats", "batch_size", "device"))
+    print(f"asr transcribe: {summary.line()}", file=sys.stderr)
+    if summary.failed:
+        raise ValueError(f"{len(summary.failed)} input(s) failed, see above")
+
+
+def _add_transcribe_parser(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio files of any format, rate and length; text to stdout")
     p.add_argument("model", type=Path)
     p.add_argument("audio", nargs="*", help="audio files, directories (searched recursively) or glob patterns")
     p.add_argument("--list", type=Path, help="file with one more input per line")
-    p.add_argument("--format", "-f", nargs="+", choices=["txt", "json", "srt", "vtt"], default=["txt"],
-                   help="txt goes to stdout (PATH<TAB>TEXT per file when there are several) unless --output-dir is "
-                   "given; the others are written next to each input or into --output-dir")
+    _option(p, "--format", "-f", cfg=TranscribeConfig, name="formats", nargs="+", choices=["txt", "json", "srt", "vtt"],
+            help="txt goes to stdout (PATH<TAB>TEXT per file when there are several) unless --output-dir is "
+            "given; the others are written next to each input or into --output-dir")
     p.add_argument("--output-dir", "-o", type=Path, help="write NAME.FORMAT files here (directory inputs keep "
                    "their tree)")
-    p.add_argument("--method", choices=["greedy", "beam", "beam-lm"], default="greedy",
-                   help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr decode')")
-    _add_beam_options(p, "segment")
+    _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
+            help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr decode')")
+    _add_search_options(p, "segment")
     p.add_argument("--channel", type=int, help="transcribe this channel (0-based) instead of the average of all")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    p.add_argument("--batch-size", type=int, help="segments per forward pass (default 16)")
-    p.add_argument("--max-segment", type=float, help="longer files are split on silence into segments of at most "
-                   "this many seconds (default 30)")
-    p.add_argument("--min-silence", type=float, help="long files: a pause this long (s) ends a segment (default 0.3)")
+    _option(p, "--batch-size", cfg=TranscribeConfig, type=int, help="segments per forward pass")
+    _option(p, "--max-segment", cfg=SegmentConfig, type=float, help="longer files are split on silence into "
+            "segments of at most this many seconds")
+    _option(p, "--min-silence", cfg=SegmentConfig, type=float, help="long files: a pause this long (s) ends a segment")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: on a terminal only)")
     p.set_defaults(func=_transcribe)
 
+
+def _export(args) -> None:
+    from .inference.export import export_model
+
+    export_model(args.model, args.out)
+
+
+def _add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="write a TorchScript model that runs without this package")
     p.add_argument("model", type=Path)
     p.add_argument("--out", type=Path, required=True, help="TorchScript file (e.g. model.ts)")
     p.set_defaults(func=_export)
 
+
+def _diagnose(args) -> None:
+    from .analysis.diagnose import diagnose, load_models
+
+    diagnose(load_models(args.models, args.labels), args.audio, args.out_dir)
+
+
+def _add_diagnose_parser(sub) -> None:
     p = sub.add_parser("diagnose", help="gradient norm vs lag and gate activations of models on audio files")
     p.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="model files or training checkpoints")
     p.add_argument("--audio", type=Path, nargs="+", required=True, metavar="FILE")
@@ -386,50 +453,71 @@ def _build_parser() -> argparse.ArgumentParser:
                    "directory name, the run's for EXP/checkpoints/*.pt)")
     p.set_defaults(func=_diagnose)
 
+
+def _curves(args) -> None:
+    from .training.curves import plot_curves
+
+    plot_curves(args.exp_dirs, args.out, args.labels)
+
+
+def _add_curves_parser(sub) -> None:
     p = sub.add_parser("curves", help="plot train loss, dev loss and dev WER per epoch from runs' log.csv")
     p.add_argument("exp_dirs", type=Path, nargs="+", metavar="EXP_DIR")
     p.add_argument("--out", type=Path, required=True, help="PNG to write; the numbers go to OUT with suffix .json")
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per run (default: directory names)")
     p.set_defaults(func=_curves)
-    _add_calibrate_parser(sub)
-    return parser
 
 
 def _calibrate(args) -> None:
-    from .config import CalibrationConfig
     from .decoding.confidence import calibrate_files
 
-    given = dict(method=args.calibration_method, bins=args.bins, held_out=args.held_out, seed=args.seed)
-    cfg = CalibrationConfig(**{k: v for k, v in given.items() if v is not None})
-    calibrate_files(args.model, args.dev_cuts, args.out, cfg, args.test, args.report_dir,
-                    **({"max_duration": args.max_duration} if args.max_duration is not None else {}))
+    calibrate_files(args.model, args.dev_cuts, args.out, _config(CalibrationConfig, args), args.test,
+                    args.report_dir, **_given(args, "max_duration"))
 
 
 def _add_calibrate_parser(sub) -> None:
-    from .config import CalibrationConfig
-
-    default = CalibrationConfig()
     p = sub.add_parser("calibrate", help="fit a word-confidence calibration on a dev set; writes calibration.json")
     p.add_argument("model", type=Path)
     p.add_argument("dev_cuts", type=Path, help="dev cut manifest (greedy words are labelled by alignment to "
                    "the references)")
     p.add_argument("--out", type=Path, help="JSON file to write (default: calibration.json next to MODEL, where "
-                   "'asr transcribe' finds it)")
-    p.add_argument("--method", dest="calibration_method", choices=["auto", "temperature", "platt", "isotonic"],
-                   help=f"mapping of the confidence (default {default.method}: the lowest ECE on held-out dev "
-                   "utterances)")
-    p.add_argument("--bins", type=int, help=f"confidence bins of the ECE and diagrams (default {default.bins})")
-    p.add_argument("--held-out", type=float, help=f"auto: share of dev utterances that scores the methods "
-                   f"(default {default.held_out})")
-    p.add_argument("--seed", type=int, help=f"auto: picks the held-out utterances (default {default.seed})")
+                   "'asr transcribe' and asr.Recognizer find it)")
+    _option(p, "--method", cfg=CalibrationConfig, choices=["auto", "temperature", "platt", "isotonic"],
+            help="mapping of the confidence (auto: the lowest ECE on held-out dev utterances)")
+    _option(p, "--bins", cfg=CalibrationConfig, type=int, help="confidence bins of the ECE and diagrams")
+    _option(p, "--held-out", cfg=CalibrationConfig, type=float, help="auto: share of dev utterances that scores "
+            "the methods")
+    _option(p, "--seed", cfg=CalibrationConfig, type=int, help="auto: picks the held-out utterances")
     p.add_argument("--test", type=Path, metavar="CUTS", help="also report ECE before/after on this manifest")
     p.add_argument("--report-dir", type=Path, help="write calibration-{dev,test}.txt and reliability-{dev,test}.png")
-    p.add_argument("--max-duration", type=float, help="seconds of audio per batch (default 200)")
+    _option(p, "--max-duration", cfg=DecodeConfig, type=float, help="seconds of audio per batch")
     p.set_defaults(func=_calibrate)
 
 
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_download_parser(sub)
+    _add_prepare_parser(sub)
+    _add_train_parser(sub)
+    _add_average_parser(sub)
+    _add_decode_parser(sub)
+    _add_lm_parser(sub)
+    _add_tune_parser(sub)
+    _add_score_parser(sub)
+    _add_transcribe_parser(sub)
+    _add_export_parser(sub)
+    _add_diagnose_parser(sub)
+    _add_curves_parser(sub)
+    _add_calibrate_parser(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        return _reject_foreign_options(parser, args, extra)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)

@@ -7,6 +7,7 @@ applies ``dotted.key=value`` overrides; an unknown key fails at once with its fu
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,17 @@ __all__ = [
     "TrainConfig",
     "HotwordConfig",
     "CalibrationConfig",
+    "SearchConfig",
+    "DecodeConfig",
+    "TuneConfig",
+    "LMBuildConfig",
+    "SegmentConfig",
+    "TranscribeConfig",
+    "An4PrepareConfig",
+    "TimitPrepareConfig",
+    "LibriSpeechPrepareConfig",
+    "AverageConfig",
+    "ScoreConfig",
     "from_dict",
     "to_dict",
     "load_config",
@@ -87,6 +99,7 @@ class DataConfig:
     max_utt_duration: float = 30.0  # longer training utterances are dropped (and counted)
     cmvn_max_utts: int = 2000  # utterances used to estimate global CMVN
     speed_perturb: list[float] = field(default_factory=list)  # speeds of extra training copies, e.g. [0.9, 1.1]; [] = off
+    eval_max_duration: float = 300.0  # seconds of audio per batch of dev loss/WER and CMVN passes (no gradients)
 
 
 @dataclass
@@ -127,6 +140,91 @@ class CalibrationConfig:
     bins: int = 10  # equal-width confidence bins of the expected calibration error and reliability diagram
     held_out: float = 0.5  # share of dev utterances that scores the methods when method is "auto"
     seed: int = 0  # picks the held-out utterances
+
+
+@dataclass
+class SearchConfig:
+    method: str = "greedy"  # "greedy", "beam" (lexicon-free, no LM) or "beam-lm" (with an LM and/or a lexicon)
+    beam_size: int = 16  # hypotheses kept after each frame
+    beam_threshold: float = 25.0  # hypotheses scoring this far below the best are dropped
+    nbest: int = 1  # hypotheses returned per utterance or segment, best first
+    lm: str | None = None  # beam-lm: KenLM model (ARPA or binary) of words, or of the model's units without a lexicon
+    lexicon: str | None = None  # beam-lm: WORD<TAB>UNITS file from 'asr lm lexicon'
+    lm_weight: float = 2.0  # beam-lm: weight of the LM's natural-log probability
+    word_score: float = 0.0  # beam-lm: added for every word (lexicon search only)
+    sil_score: float = 0.0  # added for every word separator
+    hotwords: str | None = None  # beam-lm with a lexicon: 'WORD [BOOST]' lines, boosted and added to the lexicon
+
+
+@dataclass
+class DecodeConfig:
+    name: str = "test"  # set name in the output file names, hyp-NAME-METHOD.{txt,jsonl}
+    max_duration: float = 200.0  # seconds of audio per batch when decoding a cut manifest
+    num_workers: int = min(2, os.cpu_count() or 1)  # processes running the beam search (0: the main process)
+
+
+@dataclass
+class TuneConfig:
+    search: str = "grid"  # "grid" (points x points) or "random" (trials uniform draws)
+    lm_weight_range: tuple[float, float] = (0.0, 3.0)  # lowest and highest LM weight tried
+    word_score_range: tuple[float, float] = (-2.0, 4.0)  # lowest and highest word score tried
+    points: int = 13  # grid: values per axis
+    trials: int = 60  # random: points drawn
+    seed: int = 0  # random: seed of the draws
+    beam_size: int = 50  # wider than decoding's, so the weights are not tuned to search errors
+
+
+@dataclass
+class LMBuildConfig:
+    order: int = 3  # n-gram order of ``asr lm build``
+
+
+@dataclass
+class SegmentConfig:
+    max_segment: float = 30.0  # seconds decoded at once; shorter files are decoded whole (training cap: 30 s)
+    min_silence: float = 0.3  # a pause at least this long ends a segment (shorter ones stay inside)
+    threshold_db: float = 15.0  # speech: frames this much louder than the noise floor
+    pad: float = 0.2  # silence kept before and after the speech of a segment
+
+
+@dataclass
+class TranscribeConfig:
+    batch_size: int = 16  # segments per forward pass
+    device: str = "cpu"  # where the model runs (transcribe, decode, Recognizer): "cpu", "cuda", "cuda:1", "auto"
+    formats: tuple[str, ...] = ("txt",)  # any of txt, json, srt, vtt
+
+
+@dataclass
+class An4PrepareConfig:
+    dev_fraction: float = 0.07  # share of training speakers held out as dev (at least one)
+    seed: int = 0  # picks the dev speakers
+
+
+@dataclass
+class TimitPrepareConfig:
+    phones: int = 48  # training phone set: 61, 48 (Lee & Hon) or 39
+
+
+@dataclass
+class LibriSpeechPrepareConfig:
+    num_jobs: int = 4  # threads reading FLAC headers
+
+
+@dataclass
+class AverageConfig:
+    last: int = 5  # epoch checkpoints averaged into the model file
+
+
+@dataclass
+class ScoreConfig:
+    units: tuple[str, ...] = ("word", "char")  # units scored by ``asr score``
+    unit: str = "word"  # the unit ``asr score compare`` tests
+    case: str = "keep"  # "keep", "lower" or "upper" before scoring
+    remove_punct: bool = False  # delete punctuation except word-internal ' and -
+    split_hyphens: bool = False  # "x-ray" -> "x ray"
+    html: bool = True  # write report.html with plots (needs matplotlib)
+    n_boot: int = 1000  # compare: bootstrap resamples
+    seed: int = 0  # compare: seed of the resampling
 
 
 def to_dict(cfg: Any) -> dict:

@@ -9,7 +9,7 @@ import torch
 from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.config import EncoderConfig, ModelConfig
 from asr.data.cuts import load_cuts
-from asr.decoding.search import BeamSearch, Hypothesis, decode_cuts, greedy_search, write_hypotheses
+from asr.decoding.search import BeamSearch, GreedySearch, Hypothesis, decode_cuts, greedy_search, write_hypotheses
 from asr.model.ctc import CTCModel
 from asr.data.tokenizer import CharTokenizer, PhoneTokenizer
 
@@ -49,8 +49,8 @@ def test_batched_decoding_equals_one_by_one(an4_manifests, tmp_path):
     save_atomic(model_package(model, tokenizer), tmp_path / "m.pt")
     model, tokenizer = load_model(tmp_path / "m.pt")
     cuts = load_cuts(an4_manifests / "an4_cuts_test.jsonl.gz").subset(first=8)
-    batched = {i: h for i, _, h in decode_cuts(model, tokenizer, cuts, "greedy", max_duration=1000)}
-    single = {i: h for i, _, h in decode_cuts(model, tokenizer, cuts, "greedy", max_duration=0.1)}
+    batched = {i: h for i, _, h in decode_cuts(model, cuts, GreedySearch(tokenizer), max_duration=1000)}
+    single = {i: h for i, _, h in decode_cuts(model, cuts, GreedySearch(tokenizer), max_duration=0.1)}
     assert len(batched) == 8
     assert {i: h.tokens for i, h in batched.items()} == {i: h.tokens for i, h in single.items()}
     for i in batched:

@@ -14,12 +14,14 @@ from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.cli import main
 from asr.config import EncoderConfig, ModelConfig
 from asr.data.cuts import load_cuts
-from asr.decoding.search import BeamSearch, decode_cuts, greedy_search
+from asr.decoding.search import BeamSearch, decode_cuts, frame_shift, greedy_search
 from asr.decoding.lexicon import build_lexicon, write_lexicon
 from asr.decoding.lm import build_lm
 from asr.model.ctc import CTCModel
 from asr.data.tokenizer import CharTokenizer
-from asr.decoding.tune import LMParams, beam_lm_options, read_lm_params, search_points, tune, write_lm_params
+from asr.config import SearchConfig
+from asr.decoding.resolve import LMParams, read_lm_params, resolve_search, write_lm_params
+from asr.decoding.tune import search_points, tune
 
 TOKENIZER = CharTokenizer.train(["THE CAT CAR AT"])  # <blk> | A C E H R T
 LM_TEXT = ["THE CAT", "THE CAT", "THE CAT SAT", "A CAR"]
@@ -156,8 +158,9 @@ def test_worker_processes_give_the_same_hypotheses(tiny):
     out, cuts = tiny
     model, tokenizer = load_model(out / "model.pt")
     options = dict(lexicon=out / "lexicon.txt", lm=out / "lm.arpa", lm_weight=1.0, word_score=2.0, nbest=2)
-    alone = list(decode_cuts(model, tokenizer, cuts, "beam", 8, max_duration=8, **options))
-    pooled = list(decode_cuts(model, tokenizer, cuts, "beam", 8, max_duration=8, num_workers=2, **options))
+    search = BeamSearch(tokenizer, 8, frame_shift=frame_shift(model), **options)
+    alone = list(decode_cuts(model, cuts, search, max_duration=8, num_workers=0))
+    pooled = list(decode_cuts(model, cuts, search, max_duration=8, num_workers=2))
     assert len(alone) == 6 and [r[0] for r in pooled] == [r[0] for r in alone]
     assert [(h.text, h.words, len(h.nbest)) for _, _, h in pooled] == [(h.text, h.words, len(h.nbest))
                                                                       for _, _, h in alone]
@@ -169,7 +172,7 @@ def test_tune_then_decode_picks_up_the_tuned_values(tiny, an4_manifests, tmp_pat
     out, cuts = tiny
     model, tokenizer = load_model(out / "model.pt")
     points = search_points("grid", (0.0, 1.0), (0.0, 2.0), points=2)
-    params = tune(model, tokenizer, cuts, out / "lm.arpa", out / "lexicon.txt", points, beam_size=8)
+    params = tune(model, tokenizer, cuts, out / "lm.arpa", out / "lexicon.txt", points, beam_size=8, num_workers=0)
     assert [(t["lm_weight"], t["word_score"]) for t in params.trials] == points
     assert params.dev_wer == min(t["wer"] for t in params.trials)
     assert (params.lm_weight, params.word_score) in points
@@ -189,15 +192,16 @@ def test_beam_lm_options_from_the_params_file(tmp_path, caplog):
     params = LMParams(lm=str(tmp_path / "lm.arpa"), lexicon=str(tmp_path / "lex.txt"), lm_weight=1.5,
                       word_score=3.0, beam_size=50, beam_threshold=25.0, dev_wer=7.0)
     path = write_lm_params(params, tmp_path / "lm-params.yaml")
-    options = beam_lm_options(path, {"lm": None, "lm_weight": 0.5, "nbest": None})
-    assert options == {"lm": params.lm, "lexicon": params.lexicon, "lm_weight": 0.5, "word_score": 3.0,
-                       "beam_size": 50, "beam_threshold": 25.0}
-    beam_lm_options(path, {"lm": tmp_path / "other.arpa"})
+    options = resolve_search("beam-lm", {"lm": None, "lm_weight": 0.5, "nbest": None}, lm_params=path)
+    assert options == SearchConfig(method="beam-lm", lm=params.lm, lexicon=params.lexicon, lm_weight=0.5,
+                                   word_score=3.0, beam_size=50, beam_threshold=25.0)
+    assert resolve_search("beam-lm", {"lm_weight": 0.5}, model_path=tmp_path / "model.pt") == options  # next to it
+    resolve_search("beam-lm", {"lm": tmp_path / "other.arpa"}, lm_params=path)
     assert "was tuned for the LM" in caplog.text
-    with pytest.raises(ValueError, match="beam-lm needs --lm and/or --lexicon"):
-        beam_lm_options(tmp_path / "none.yaml", {"lm": None})
+    with pytest.raises(ValueError, match="method 'beam-lm' needs lm and/or lexicon"):
+        resolve_search("beam-lm", {"lm": None}, model_path=tmp_path / "none" / "model.pt")
     with pytest.raises(FileNotFoundError, match="none.yaml: no such LM parameter file"):
-        beam_lm_options(tmp_path / "none.yaml", {"lm": "x.arpa"}, explicit=True)
+        resolve_search("beam-lm", {"lm": "x.arpa"}, lm_params=tmp_path / "none.yaml")
     (tmp_path / "bad.yaml").write_text("lm_weight: [1, 2\n")
     with pytest.raises(ValueError, match=r"bad.yaml:1: not an LM parameter file"):
         read_lm_params(tmp_path / "bad.yaml")

@@ -239,3 +239,29 @@ def test_cli_lm_build_and_its_errors(tmp_path, capsys):
     empty = _write(tmp_path / "empty.txt", [])
     assert main(["lm", "build", "--text", str(empty), "--out", str(tmp_path / "x.arpa")]) == 1
     assert f"asr lm: error: {empty}:1: no sentences" in capsys.readouterr().err
+
+
+def test_kenlm_loading_is_quiet(tmp_path, capfd, caplog):
+    """KenLM's C++ hint and asterisk progress bar never reach the user; one log line instead."""
+    import logging
+
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    from asr.decoding.search import BeamSearch
+
+    tokenizer = CharTokenizer.train(["A B C"])
+    build_lm(_write(tmp_path / "t.txt", TOY), tmp_path / "lm.arpa", order=3, tokenizer=tokenizer)
+    capfd.readouterr()
+    KenLM(str(tmp_path / "lm.arpa"), Dictionary(tokenizer.units))  # unguarded: KenLM talks
+    noisy = "".join(capfd.readouterr())
+    assert "Loading the LM will be faster if you build a binary file." in noisy and "****" in noisy
+    caplog.set_level(logging.INFO, logger="asr")
+    print("before", flush=True)
+    BeamSearch(tokenizer, 4, lm=tmp_path / "lm.arpa")
+    print("after", flush=True)
+    out, err = capfd.readouterr()
+    assert out == "before\nafter\n"  # our own output still flows, around the load
+    assert "Loading the LM" not in err and "*" not in err and "Reading" not in err
+    assert [r.getMessage() for r in caplog.records if "language model" in r.getMessage()] == [
+        f"loaded the language model {tmp_path / 'lm.arpa'}"]

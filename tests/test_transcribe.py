@@ -19,10 +19,13 @@ from asr.decoding.search import greedy_search
 from asr.inference.export import export_model
 from asr.audio.features import LogMel
 from asr.model.ctc import CTCModel
-from asr.audio.segment import SegmentConfig, plan_segments
+from asr.audio.segment import plan_segments
+from asr.config import SegmentConfig
+from asr.decoding.search import BeamSearch
+from asr.decoding.words import Word, group_words
 from asr.data.tokenizer import CharTokenizer
-from asr.inference.transcribe import Transcriber, find_audio, search_setup
-from asr.inference.outputs import Segment, Transcript, Word, cues, to_json, to_srt, to_vtt
+from asr.inference.transcribe import Transcriber, find_audio
+from asr.inference.outputs import Segment, Transcript, cues, from_json, to_json, to_srt, to_vtt
 
 UTTS = ["an406-fcaw-b", "an407-fcaw-b", "an408-fcaw-b", "an409-fcaw-b"]
 
@@ -94,19 +97,6 @@ def test_find_audio_reports_what_yields_nothing(tmp_path):
     assert errors[3] == f"{tmp_path / '*.ogg'}: no file matches this pattern"
 
 
-def test_search_setup_mirrors_decode_methods(tmp_path):
-    assert search_setup("greedy", tmp_path / "m.pt") == ("greedy", {})
-    assert search_setup("beam", tmp_path / "m.pt", {"beam_size": 4, "lm": None}) == ("beam", {"beam_size": 4})
-    with pytest.raises(ValueError, match="lm: only for --method beam-lm"):
-        search_setup("beam", tmp_path / "m.pt", {"lm": tmp_path / "lm.arpa"})
-    with pytest.raises(ValueError, match="beam_size: only for --method beam"):
-        search_setup("greedy", tmp_path / "m.pt", {"beam_size": 4})
-    with pytest.raises(ValueError, match="beam-lm needs --lm"):
-        search_setup("beam-lm", tmp_path / "m.pt", {})
-    method, options = search_setup("beam-lm", tmp_path / "m.pt", {"lm": tmp_path / "lm.arpa", "lm_weight": 0.5})
-    assert method == "beam" and options == {"lm": tmp_path / "lm.arpa", "lm_weight": 0.5}
-
-
 # ---- decoding ----------------------------------------------------------------------------
 
 
@@ -122,30 +112,30 @@ def test_short_files_equal_decode_and_batching_changes_nothing(loaded, an4_wavs)
             assert " ".join(w.word for w in r.words) == r.text
             ends = [t for w in r.words for t in (w.start, w.end)]
             assert ends == sorted(ends) and all(0 <= t <= r.duration for t in ends)
-            assert all(0 < w.confidence <= 1 for w in r.words)
+            assert all(0 < w.conf <= 1 for w in r.words)
 
 
 def test_word_times_and_confidence_from_the_ctc_path(loaded):
     model, tokenizer = loaded
-    t = Transcriber(model, tokenizer)
+    t = Transcriber(model, tokenizer)  # its words come from group_words over the search's path
     a, b, c, sep = (tokenizer.units.index(u) for u in "ABC|")
     labels = torch.tensor([0, a, a, 0, b, sep, sep, c, 0, 0])  # - A A - B | | C - -
     probs = torch.full((10, len(tokenizer.units)), 0.01)
     probs[torch.arange(10), labels] = torch.tensor([0.9, 0.8, 0.6, 0.9, 0.5, 0.9, 0.9, 0.7, 0.9, 0.9])
-    words = t._words(labels, probs.log(), offset=10.0)
+    words = group_words(tokenizer, labels, probs.log(), t.frame_seconds, offset=10.0)
     fs = t.frame_seconds
     assert fs == pytest.approx(0.03)  # 10 ms hop x subsampling 3
     assert [w.word for w in words] == ["AB", "C"]
     assert (words[0].start, words[0].end) == pytest.approx((10 + 1 * fs, 10 + 5 * fs))
     assert (words[1].start, words[1].end) == pytest.approx((10 + 7 * fs, 10 + 8 * fs))
-    assert words[0].confidence == pytest.approx((0.8 + 0.6 + 0.5) / 3)
-    assert words[1].confidence == pytest.approx(0.7)
+    assert words[0].conf == pytest.approx((0.8 + 0.6 + 0.5) / 3)
+    assert words[1].conf == pytest.approx(0.7)
 
 
 def test_beam_search_words_come_from_a_forced_alignment(loaded, an4_wavs):
     model, tokenizer = loaded
     (_, greedy), = Transcriber(model, tokenizer)([an4_wavs[0]])
-    (_, beam), = Transcriber(model, tokenizer, "beam", search_options={"beam_size": 8})([an4_wavs[0]])
+    (_, beam), = Transcriber(model, tokenizer, BeamSearch(tokenizer, 8))([an4_wavs[0]])
     assert " ".join(w.word for w in beam.words) == beam.text
     starts = [w.start for w in beam.words]
     assert starts == sorted(starts)
@@ -273,7 +263,10 @@ def test_subtitle_cues():
     for start, end, text in cues(Transcript("y.wav", 10.0, [Segment(0, 10, "", long)])):
         assert end - start <= 7.0 and len(text.split("\n")) <= 2 and all(len(x) <= 42 for x in text.split("\n"))
     assert json.loads(to_json(t))["segments"][0]["words"][1] == {"word": "TWO", "start": 0.5, "end": 0.7,
-                                                                 "confidence": 0.9}
+                                                                 "conf": 0.9}
+    assert from_json(to_json(t)) == t
+    old = to_json(t).replace('"conf"', '"confidence"')  # written before the one Word type
+    assert from_json(old).words == words
 
 
 # ---- bad input, one by one ---------------------------------------------------------------

@@ -18,6 +18,8 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from ..config import FeatureConfig
+
 __all__ = ["AudioError", "MAX_DOWNMIX_CHANNELS", "load_audio", "audio_info", "read_blocks", "read_spans"]
 
 # Averaging is a sensible downmix for mono..7.1 recordings; averaging a microphone array of
@@ -91,7 +93,7 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
 
 def load_audio(
     path: str | Path,
-    sample_rate: int = 16000,
+    sample_rate: int = FeatureConfig.sample_rate,
     offset: float = 0.0,
     duration: float | None = None,
     channel: int | None = None,
@@ -163,7 +165,7 @@ def read_blocks(path: str | Path, block_frames: int, channel: int | None = None)
 
 
 def read_spans(
-    path: str | Path, spans: list[tuple[int, int]], sample_rate: int = 16000, channel: int | None = None
+    path: str | Path, spans: list[tuple[int, int]], sample_rate: int = FeatureConfig.sample_rate, channel: int | None = None
 ) -> Iterator[Tensor]:
     """Read the ``[start, end)`` sample ranges ``spans`` of ``path`` in one forward pass.
 

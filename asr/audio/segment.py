@@ -14,14 +14,14 @@ Segments never overlap, so their words stitch together by adding each segment's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..config import SegmentConfig
 from .io import read_blocks
 
-__all__ = ["SegmentConfig", "frame_energies", "plan_segments", "segment_file"]
+__all__ = ["frame_energies", "wave_energies", "plan_segments", "segment_file", "segment_wave"]
 
 FRAME_SECONDS = 0.01  # energy frame; also the resolution of every cut
 _BLOCK_SECONDS = 30.0  # audio read at once while measuring energies (~5 MB at 44.1 kHz stereo)
@@ -29,14 +29,6 @@ _FLOOR_DB = -100.0  # digital silence is clamped here instead of -inf
 _NOISE_PERCENTILE = 10  # the noise floor: quietest 10 % of frames (speech is rarely > 90 % of a file)
 _LOUD_PERCENTILE = 99  # the speech level, robust to a few clicks
 _INAUDIBLE_DB = -70.0  # frames below this (dBFS) are silence whatever the floor; 16-bit LSB is -90
-
-
-@dataclass
-class SegmentConfig:
-    max_segment: float = 30.0  # seconds decoded at once; shorter files are decoded whole (training cap: 30 s)
-    min_silence: float = 0.3  # a pause at least this long ends a segment (shorter ones stay inside)
-    threshold_db: float = 15.0  # speech: frames this much louder than the noise floor
-    pad: float = 0.2  # silence kept before and after the speech of a segment
 
 
 def frame_energies(path: str | Path, sample_rate: int, channel: int | None = None) -> tuple[np.ndarray, int]:
@@ -56,13 +48,23 @@ def frame_energies(path: str | Path, sample_rate: int, channel: int | None = Non
     parts, total = [], 0
     for samples in read_blocks(path, block, channel):
         total += len(samples)
-        pad = -len(samples) % frame
-        if pad:  # only the last block: zero-pad its final partial frame
-            samples = np.concatenate([samples, np.zeros(pad, np.float32)])
-        power = np.square(samples, dtype=np.float64).reshape(-1, frame).mean(axis=1)  # (n*frame,) -> (n,)
-        parts.append(10 * np.log10(np.maximum(power, 10 ** (_FLOOR_DB / 10))).astype(np.float32))
+        parts.append(_block_energies(samples, frame))
     energies = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return energies, total
+
+
+def _block_energies(samples: np.ndarray, frame: int) -> np.ndarray:
+    """(n,) samples -> (ceil(n / frame),) float32 dB; a final partial frame is zero-padded."""
+    pad = -len(samples) % frame
+    if pad:
+        samples = np.concatenate([samples, np.zeros(pad, np.float32)])
+    power = np.square(samples, dtype=np.float64).reshape(-1, frame).mean(axis=1)  # (n*frame,) -> (n,)
+    return 10 * np.log10(np.maximum(power, 10 ** (_FLOOR_DB / 10))).astype(np.float32)
+
+
+def wave_energies(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``frame_energies`` of mono samples in memory: (N,) float32 at ``sample_rate`` -> (F,) dB."""
+    return _block_energies(np.asarray(wave, np.float32), max(1, int(round(sample_rate * FRAME_SECONDS))))
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -146,3 +148,12 @@ def segment_file(
     frame = max(1, int(round(sample_rate * FRAME_SECONDS)))
     segments = [(start * frame, min(end * frame, total)) for start, end in plan_segments(energies, cfg)]
     return [(s, e) for s, e in segments if e > s], total
+
+
+def segment_wave(wave: np.ndarray, sample_rate: int, cfg: SegmentConfig) -> list[tuple[int, int]]:
+    """``segment_file`` for mono samples in memory: [start, end) sample ranges, in order."""
+    frame = max(1, int(round(sample_rate * FRAME_SECONDS)))
+    total = len(wave)
+    segments = [(start * frame, min(end * frame, total))
+                for start, end in plan_segments(wave_energies(wave, sample_rate), cfg)]
+    return [(s, e) for s, e in segments if e > s]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import CalibrationConfig
+from ..config import CalibrationConfig, DecodeConfig
 from ..data.cuts import FeatureBatcher, eval_batches
 from ..scoring.calibration import ece, word_correct, write_calibration_report
 from .search import frame_shift
@@ -218,7 +218,7 @@ class WordSample:
 
 
 @torch.no_grad()
-def word_samples(model, tokenizer, cuts, max_duration: float = 200.0) -> list[WordSample]:
+def word_samples(model, tokenizer, cuts, max_duration: float = DecodeConfig.max_duration) -> list[WordSample]:
     """Greedy (best path) words of every cut with raw confidences and correctness labels.
 
     Cost: one forward pass per batch of ``max_duration`` seconds; holds only the words.
@@ -247,7 +247,7 @@ def _flat(samples: list[WordSample]) -> tuple[np.ndarray, np.ndarray, list[int]]
 
 
 def calibrate(model, tokenizer, dev_cuts, cfg: CalibrationConfig | None = None, test_cuts=None,
-              report_dir: str | Path | None = None, max_duration: float = 200.0) -> Calibrator:
+              report_dir: str | Path | None = None, max_duration: float = DecodeConfig.max_duration) -> Calibrator:
     """Fit a calibrator on ``dev_cuts``; with ``report_dir``, write ECE tables and reliability diagrams.
 
     Args:
@@ -283,7 +283,7 @@ def calibrate(model, tokenizer, dev_cuts, cfg: CalibrationConfig | None = None, 
 
 def calibrate_files(model_path: str | Path, dev_cuts: str | Path, out: str | Path | None = None,
                     cfg: CalibrationConfig | None = None, test_cuts: str | Path | None = None,
-                    report_dir: str | Path | None = None, max_duration: float = 200.0) -> Path:
+                    report_dir: str | Path | None = None, max_duration: float = DecodeConfig.max_duration) -> Path:
     """``calibrate`` a model file on a dev manifest and save the calibrator (default: beside the model)."""
     from ..data.cuts import load_cuts
     from ..model.checkpoint import load_model

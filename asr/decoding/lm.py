@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import LMBuildConfig
+
 __all__ = ["BOS", "EOS", "UNK", "read_sentences", "build_lm", "ArpaLM", "read_arpa", "arpa_words"]
 
 log = logging.getLogger(__name__)
@@ -334,7 +336,7 @@ def _write_arpa(orders: list[_Order], vocab: list[str], bits: int, out: Path) ->
     tmp.replace(out)
 
 
-def build_lm(text: str | Path, out: str | Path, order: int = 3, prune_singletons: bool = False,
+def build_lm(text: str | Path, out: str | Path, order: int = LMBuildConfig.order, prune_singletons: bool = False,
              kaldi: bool = False, tokenizer=None) -> dict[int, int]:
     """Estimate an interpolated modified Kneser-Ney n-gram model and write it as ARPA.
 

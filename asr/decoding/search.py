@@ -1,82 +1,58 @@
 """CTC decoding: greedy and beam search (torchaudio ``ctc_decoder``, flashlight-text).
 
-The beam search is lexicon-free by default; with a lexicon (``asr.lexicon``) and a word n-gram
-(ARPA or KenLM binary, e.g. from ``asr.lm``) it searches words, weighting the LM by ``lm_weight``
-and adding ``word_score`` per word. Hypotheses carry n-best lists and word start/end times (from
-the frames at which the search emitted each unit). ``decode_cuts`` can spread the beam search
-over worker processes while the main process runs the model.
+The beam search is lexicon-free by default; with a lexicon (``asr.decoding.lexicon``) and a word
+n-gram (ARPA or KenLM binary, e.g. from ``asr.decoding.lm``) it searches words, weighting the LM by
+``lm_weight`` and adding ``word_score`` per word. Both searches are objects called on a batch of
+log-probs; given a frame shift, their hypotheses carry words with times and confidences
+(``asr.decoding.words``). ``asr.decoding.resolve`` builds the right one from a method and options.
+``decode_cuts`` runs a model over a cut manifest and can spread the beam search over worker
+processes while the main process runs the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 import json
 import logging
 import multiprocessing
 import multiprocessing.pool
+import os
+import sys
 from collections import deque
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
 from lhotse import CutSet
 from torch import Tensor
 from tqdm import tqdm
 
+from ..config import DecodeConfig, SearchConfig
 from ..data.cuts import FeatureBatcher, eval_batches
+from .words import Word, WordBoundaries, group_words, labels_from_path
 
-__all__ = ["WordSpan", "Hypothesis", "greedy_search", "BeamSearch", "frame_shift", "process_pool", "inheritable",
-           "decode_cuts", "write_hypotheses"]
+__all__ = ["Hypothesis", "greedy_search", "GreedySearch", "BeamSearch", "frame_shift", "process_pool",
+           "inheritable", "quiet_native_output", "decode_cuts", "word_row", "write_hypotheses"]
 
 log = logging.getLogger(__name__)
-
-
-class WordSpan(NamedTuple):
-    word: str
-    start: float  # seconds from the start of the utterance: first frame of the word's first unit
-    end: float  # seconds: end of the frame of the word's last unit
 
 
 class Hypothesis(NamedTuple):
     tokens: list[int]  # unit ids, blanks removed, repeats collapsed
     text: str  # detokenised words
     score: float  # log-probability of the best path (greedy) or decoder score (beam)
-    words: tuple[WordSpan, ...] = ()  # word times; empty when the frame shift is not given
+    words: tuple[Word, ...] = ()  # words with times and confidences; empty when the frame shift is not given
     nbest: tuple[Hypothesis, ...] = ()  # the n best, this one first, when more than one was asked for
 
 
 def frame_shift(model) -> float:
     """Seconds between the model's output frames (feature hop times subsampling factor)."""
     return model.cfg.features.hop_ms / 1000.0 * model.cfg.subsampling.factor
-
-
-def _word_spans(tokenizer, tokens: list[int], frames: list[int], shift: float) -> tuple[WordSpan, ...]:
-    """Group units into words (split at the word separator, before a ``▁`` piece, or at every phone) with times."""
-    sil = tokenizer.sil_token
-    if tokenizer.unit_words:  # phones: every unit is a word
-        return tuple(WordSpan(tokenizer.units[t], round(f * shift, 3), round((f + 1) * shift, 3))
-                     for t, f in zip(tokens, frames) if t != tokenizer.blank_id)
-    pieces = sil == tokenizer.units[tokenizer.blank_id]  # sentencepiece units mark word starts with "▁"
-    spans: list[WordSpan] = []
-    word: list[tuple[int, int]] = []
-
-    def close() -> None:
-        text = tokenizer.decode([t for t, _ in word]) if word else ""
-        if text:
-            spans.append(WordSpan(text, round(word[0][1] * shift, 3), round((word[-1][1] + 1) * shift, 3)))
-        word.clear()
-
-    for token, frame in zip(tokens, frames):
-        unit = tokenizer.units[token]
-        if unit == sil or (pieces and unit.startswith("▁")):
-            close()
-        if unit != sil:
-            word.append((token, frame))
-    close()
-    return tuple(spans)
 
 
 def greedy_search(log_probs: Tensor, lens: Tensor, tokenizer, frame_shift: float | None = None) -> list[Hypothesis]:
@@ -86,25 +62,73 @@ def greedy_search(log_probs: Tensor, lens: Tensor, tokenizer, frame_shift: float
         log_probs (Tensor): (B, T, V) float.
         lens (Tensor): (B,) int64 valid frames.
         tokenizer: the model's tokenizer.
-        frame_shift: seconds per frame; when given, hypotheses carry word times.
+        frame_shift: seconds per frame; when given, hypotheses carry words (times and confidences
+            from the best path).
     """
     best, best_ids = log_probs.max(dim=-1)  # (B, T)
+    if frame_shift is not None:
+        log_probs, best_ids = log_probs.detach().cpu(), best_ids.cpu()
+        boundaries = WordBoundaries(tokenizer)
     hyps = []
     for b in range(log_probs.size(0)):
-        ids = best_ids[b, : lens[b]]
+        n = int(lens[b])
+        ids = best_ids[b, :n]
         keep = torch.ones_like(ids, dtype=torch.bool)
         keep[1:] = ids[1:] != ids[:-1]
         keep &= ids != tokenizer.blank_id
         tokens = ids[keep].tolist()
         words = ()
         if frame_shift is not None:
-            words = _word_spans(tokenizer, tokens, keep.nonzero().squeeze(1).tolist(), frame_shift)
-        hyps.append(Hypothesis(tokens, tokenizer.decode(tokens), float(best[b, : lens[b]].sum()), words))
+            words = tuple(group_words(tokenizer, ids, log_probs[b, :n], frame_shift, boundaries=boundaries))
+        hyps.append(Hypothesis(tokens, tokenizer.decode(tokens), float(best[b, :n].sum()), words))
     return hyps
 
 
+class GreedySearch:
+    """``greedy_search`` as a search object: build once, call per batch like ``BeamSearch``.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        frame_shift: seconds per frame; when given, hypotheses carry words.
+    """
+
+    def __init__(self, tokenizer, frame_shift: float | None = None):
+        self.tokenizer = tokenizer
+        self.frame_shift = frame_shift
+
+    def __call__(self, log_probs: Tensor, lens: Tensor) -> list[Hypothesis]:
+        """log_probs (B, T, V), lens (B,) -> best path per utterance."""
+        return greedy_search(log_probs, lens, self.tokenizer, self.frame_shift)
+
+
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[None]:
+    """Send whatever native code writes to stdout/stderr (file descriptors 1 and 2) to /dev/null.
+
+    For libraries that print progress straight from C++ (KenLM's "Loading the LM will be faster
+    if you build a binary file." and its asterisk bar). The descriptors are process-wide, so
+    output of other threads in the meantime is dropped too; keep the block short.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers still hold native output: flush it to /dev/null
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 def _load_kenlm(path: Path, word_dict):
-    """flashlight's KenLM wrapper; a file KenLM rejects is checked as ARPA to name the bad line."""
+    """flashlight's KenLM wrapper, read quietly; a file KenLM rejects is checked as ARPA to name the bad line."""
     try:
         from flashlight.lib.text.decoder.kenlm import KenLM
     except ImportError:
@@ -114,11 +138,14 @@ def _load_kenlm(path: Path, word_dict):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such language model file")
     try:
-        return KenLM(str(path), word_dict)
+        with quiet_native_output():  # KenLM prints a binary-file hint and a progress bar from C++
+            lm = KenLM(str(path), word_dict)
     except (RuntimeError, OSError) as err:
         read_arpa(path)  # raises ValueError("FILE:LINE: ...") for a malformed ARPA file
         reason = str(err).strip().splitlines()[0][-200:] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: KenLM cannot load this language model ({reason})") from None
+    log.info("loaded the language model %s", path)
+    return lm
 
 
 class BeamSearch:
@@ -127,6 +154,9 @@ class BeamSearch:
     Without ``lexicon`` the search is lexicon-free: over units, with ``lm`` (if any) a model whose
     words are the tokenizer's units (``asr lm build --units-of MODEL``). With ``lexicon`` it emits
     only lexicon words and ``lm`` is a word n-gram (ARPA or KenLM binary), read once.
+
+    Word times and confidences come from the best CTC path of the hypothesis's own units (a
+    forced alignment, so a beam hypothesis with the greedy units gets the greedy words).
 
     Args:
         tokenizer: the model's tokenizer.
@@ -138,26 +168,29 @@ class BeamSearch:
         word_score: added for every word (lexicon search only).
         sil_score: added for every word separator.
         nbest: hypotheses returned per utterance (in ``Hypothesis.nbest`` when > 1).
-        frame_shift: seconds per frame; when given, hypotheses carry word times.
+        frame_shift: seconds per frame; when given, hypotheses carry words.
         hotwords: lexicon search only: a ``WORD [BOOST]`` file or ``{word: boost}``; the words are
             added to the lexicon and boosted through the LM (``asr.decoding.hotwords``).
     """
 
-    def __init__(self, tokenizer, beam_size: int = 16, beam_threshold: float = 25.0, *,
-                 lexicon: str | Path | None = None, lm: str | Path | None = None, lm_weight: float = 2.0,
-                 word_score: float = 0.0, sil_score: float = 0.0, nbest: int = 1,
-                 frame_shift: float | None = None, hotwords=None):
+    _DECODER_OPTIONS = ("beam_size", "beam_threshold", "lm_weight", "word_score", "sil_score", "nbest")
+
+    def __init__(self, tokenizer, beam_size: int = SearchConfig.beam_size,
+                 beam_threshold: float = SearchConfig.beam_threshold, *, lexicon: str | Path | None = None,
+                 lm: str | Path | None = None, lm_weight: float = SearchConfig.lm_weight,
+                 word_score: float = SearchConfig.word_score, sil_score: float = SearchConfig.sil_score,
+                 nbest: int = SearchConfig.nbest, frame_shift: float | None = None, hotwords=None):
         from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 
         from .lexicon import read_lexicon
 
-        if nbest < 1 or beam_size < 1:
-            raise ValueError(f"nbest and beam_size: expected >= 1, got {nbest} and {beam_size}")
         self.tokenizer = tokenizer
         self._sil_id = tokenizer.units.index(tokenizer.sil_token)
+        self._boundaries = WordBoundaries(tokenizer)
         self.options = dict(beam_size=beam_size, beam_threshold=beam_threshold, lexicon=lexicon, lm=lm,
                             lm_weight=lm_weight, word_score=word_score, sil_score=sil_score, nbest=nbest,
                             frame_shift=frame_shift, hotwords=hotwords)
+        self._check()
         self._kenlm = None
         self._hotwords, self._word_dict = None, None
         # A lexicon word ends with the separator, which a model trained without a trailing one never
@@ -181,6 +214,18 @@ class BeamSearch:
             self._kenlm = _load_kenlm(Path(lm), Dictionary(tokenizer.units))
         self._lexicon_file = lexicon  # with the hotwords' spellings, if any
         self.decoder = self._build()
+
+    @classmethod
+    def from_config(cls, tokenizer, cfg: SearchConfig, frame_shift: float | None = None) -> BeamSearch:
+        """The beam search a resolved ``SearchConfig`` describes (``asr.decoding.resolve``)."""
+        return cls(tokenizer, cfg.beam_size, cfg.beam_threshold, lexicon=cfg.lexicon, lm=cfg.lm,
+                   lm_weight=cfg.lm_weight, word_score=cfg.word_score, sil_score=cfg.sil_score, nbest=cfg.nbest,
+                   frame_shift=frame_shift, hotwords=cfg.hotwords)
+
+    def _check(self) -> None:
+        o = self.options
+        if o["nbest"] < 1 or o["beam_size"] < 1:
+            raise ValueError(f"nbest and beam_size: expected >= 1, got {o['nbest']} and {o['beam_size']}")
 
     def _build(self):
         from torchaudio.models.decoder import ctc_decoder
@@ -207,20 +252,52 @@ class BeamSearch:
             sil_token=self.tokenizer.sil_token,
         )
 
-    def reweighted(self, lm_weight: float, word_score: float) -> BeamSearch:
-        """The same search with other LM weight and word score, sharing the loaded LM."""
+    def replace(self, **changes) -> BeamSearch:
+        """The same search with other decoder options (beam_size, beam_threshold, lm_weight, word_score,
+        sil_score, nbest, frame_shift), sharing the loaded LM and lexicon."""
+        unknown = sorted(set(changes) - set(self._DECODER_OPTIONS) - {"frame_shift"})
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: cannot be changed on a built search (build another)")
         other = copy.copy(self)
-        other.options = {**self.options, "lm_weight": lm_weight, "word_score": word_score}
+        other.options = {**self.options, **changes}
+        other._check()
         other.decoder = other._build()
         return other
 
-    def _hypothesis(self, result) -> Hypothesis:
+    def reweighted(self, lm_weight: float, word_score: float) -> BeamSearch:
+        """The same search with other LM weight and word score, sharing the loaded LM."""
+        return self.replace(lm_weight=lm_weight, word_score=word_score)
+
+    def _labels(self, tokens: list[int], frames: list[int], emissions: Tensor) -> Tensor:
+        """(T,) frame labels: the best CTC path of ``tokens`` (the search's own path if none is found).
+
+        Separators before the first and after the last word are left out: the lexicon search puts
+        one there whatever the audio says, and forcing it in would take a frame from a word.
+        """
+        targets = [t for t in tokens if t != self.tokenizer.blank_id]
+        while targets and targets[0] == self._sil_id:
+            targets.pop(0)
+        while targets and targets[-1] == self._sil_id:
+            targets.pop()
+        if not targets:
+            return torch.zeros(emissions.size(0), dtype=torch.int64)
+        try:
+            labels, _ = AF.forced_align(emissions[None], torch.tensor([targets], dtype=torch.int32),
+                                        blank=self.tokenizer.blank_id)  # (1, T, V) -> (1, T)
+            return labels[0].long()
+        except RuntimeError:  # cannot happen for a path the search found; kept as a guard
+            return labels_from_path(tokens, frames, emissions.size(0))
+
+    def _hypothesis(self, result, emissions: Tensor | None) -> Hypothesis:
+        """One decoder result; ``emissions`` (T, V) of its utterance when words are wanted."""
         tokens = result.tokens.tolist()
-        frames = [t - 1 for t in result.timesteps.tolist()]  # flashlight prepends one start frame
         text = " ".join(result.words) if self.options["lexicon"] is not None else self.tokenizer.decode(tokens)
         words = ()
-        if self.options["frame_shift"] is not None:
-            words = _word_spans(self.tokenizer, tokens, frames, self.options["frame_shift"])
+        if emissions is not None:
+            frames = [max(t - 1, 0) for t in result.timesteps.tolist()]  # flashlight prepends one start frame
+            labels = self._labels(tokens, frames, emissions)
+            words = tuple(group_words(self.tokenizer, labels, emissions, self.options["frame_shift"],
+                                      boundaries=self._boundaries))
         tokens = [t for t in tokens if t != self._sil_id]  # ctc_decoder already drops blanks
         return Hypothesis(tokens, text, float(result.score), words)
 
@@ -240,12 +317,17 @@ class BeamSearch:
         lens = lens.to("cpu", torch.int32)
         if self._close_last_word:
             emissions, lens = self._append_separator(emissions, lens)
+        with_words = self.options["frame_shift"] is not None
         hyps = []
-        for results in self.decoder(emissions, lens):
-            nbest = [self._hypothesis(r) for r in results]
-            if not nbest:
-                nbest = [Hypothesis([], "", float("-inf"))]
-            hyps.append(nbest[0]._replace(nbest=tuple(nbest)) if self.options["nbest"] > 1 else nbest[0])
+        for b, results in enumerate(self.decoder(emissions, lens)):
+            if not results:
+                hyps.append(Hypothesis([], "", float("-inf")))
+                continue
+            utterance = emissions[b, : int(lens[b])] if with_words else None
+            best = self._hypothesis(results[0], utterance)  # words for the best only: the n-best are texts
+            if self.options["nbest"] > 1:
+                best = best._replace(nbest=(best, *(self._hypothesis(r, None) for r in results[1:])))
+            hyps.append(best)
         return hyps
 
 
@@ -287,51 +369,48 @@ def inheritable(obj):
 
 
 @torch.no_grad()
-def decode_cuts(
-    model, tokenizer, cuts: CutSet, method: str = "greedy", beam_size: int = 16, max_duration: float = 200.0,
-    *, num_workers: int = 0, **beam_options,
-) -> Iterator[tuple[str, str, Hypothesis]]:
+def decode_cuts(model, cuts: CutSet, search: GreedySearch | BeamSearch,
+                max_duration: float = DecodeConfig.max_duration,
+                num_workers: int = DecodeConfig.num_workers) -> Iterator[tuple[str, str, Hypothesis]]:
     """Yield (cut id, reference text, hypothesis) for every cut, in batches of ``max_duration`` s.
 
     Args:
-        method: ``"greedy"`` or ``"beam"``.
-        num_workers: beam search in this many worker processes (0: in this process); the model
-            runs here, overlapping with the search of the previous batches.
-        beam_options: further keyword arguments of ``BeamSearch`` (lexicon, lm, lm_weight, word_score,
-            beam_threshold, sil_score, nbest).
+        model: a ``CTCModel``; it runs on the device its weights are on.
+        cuts: the cuts to decode, read with ``asr.data.cuts.load_cuts``.
+        search: a ``GreedySearch`` or ``BeamSearch`` (``asr.decoding.resolve.make_search``).
+        max_duration: seconds of audio per forward pass.
+        num_workers: beam search in this many worker processes (0: in this process; greedy: always
+            here); the model runs here, overlapping with the search of the previous batches.
     """
-    shift = frame_shift(model)
-    if method == "greedy":
-        search = partial(greedy_search, tokenizer=tokenizer, frame_shift=shift)
-        num_workers = 0
-    elif method == "beam":
-        search = BeamSearch(tokenizer, beam_size, frame_shift=shift, **beam_options)  # checks every option here
-    else:
-        raise ValueError(f"method: expected 'greedy' or 'beam', got {method!r}")
+    if not isinstance(search, (GreedySearch, BeamSearch)):
+        raise TypeError(f"search: expected a GreedySearch or BeamSearch, got {type(search).__name__}")
+    beam = isinstance(search, BeamSearch)
+    num_workers = num_workers if beam else 0
     model.eval()
+    device = next(model.parameters()).device
     batcher = FeatureBatcher(model.cfg.features)
-    with tqdm(total=len(cuts), desc=f"decode ({method})", unit="utt", disable=None) as bar:
+    with tqdm(total=len(cuts), desc=f"decode ({'beam' if beam else 'greedy'})", unit="utt", disable=None) as bar:
         if num_workers > 0:
-            options = {**search.options, "tokenizer": tokenizer.to_dict(), "beam_size": beam_size}
+            options = {**search.options, "tokenizer": search.tokenizer.to_dict()}
             with process_pool(num_workers, _init_worker, (inheritable(search), options)) as pool:
-                yield from _decode_in_pool(model, batcher, cuts, max_duration, pool, num_workers, bar)
+                yield from _decode_in_pool(model, device, batcher, cuts, max_duration, pool, num_workers, bar)
             return
         for batch_cuts in eval_batches(cuts, max_duration):
             batch = batcher(batch_cuts)
-            log_probs, lens = model(batch.feats, batch.feat_lens)
+            log_probs, lens = model(batch.feats.to(device), batch.feat_lens.to(device))
             for cut_id, ref, hyp in zip(batch.ids, batch.texts, search(log_probs, lens)):
                 yield cut_id, ref, hyp
             bar.update(len(batch.ids))
 
 
-def _decode_in_pool(model, batcher, cuts, max_duration, pool, num_workers, bar):
+def _decode_in_pool(model, device, batcher, cuts, max_duration, pool, num_workers, bar):
     """Run the model batch by batch and hand each batch's search to the pool, at most a few batches ahead."""
     pending: deque = deque()
     for batch_cuts in eval_batches(cuts, max_duration):
         batch = batcher(batch_cuts)
-        log_probs, lens = model(batch.feats, batch.feat_lens)
-        emissions = log_probs.to(torch.float32).numpy()  # (B, T, V), sorted by decreasing length
-        lens = lens.numpy()
+        log_probs, lens = model(batch.feats.to(device), batch.feat_lens.to(device))
+        emissions = log_probs.to("cpu", torch.float32).numpy()  # (B, T, V), sorted by decreasing length
+        lens = lens.cpu().numpy()
         jobs = []
         for part in np.array_split(np.arange(len(batch.ids)), min(2 * num_workers, len(batch.ids))):
             width = int(lens[part].max())
@@ -351,10 +430,15 @@ def _collect(entry, bar) -> Iterator[tuple[str, str, Hypothesis]]:
     bar.update(len(ids))
 
 
+def word_row(word: Word) -> dict:
+    """A word as JSON: ``word``, ``start``, ``end`` (seconds) and ``conf`` (3 decimals)."""
+    return {"word": word.word, "start": round(word.start, 3), "end": round(word.end, 3), "conf": round(word.conf, 3)}
+
+
 def _json_row(cut_id: str, hyp: Hypothesis) -> dict:
     row = {"id": cut_id, "text": hyp.text, "score": hyp.score}
     if hyp.words:
-        row["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in hyp.words]
+        row["words"] = [word_row(w) for w in hyp.words]
     if hyp.nbest:
         row["nbest"] = [{"text": h.text, "score": h.score} for h in hyp.nbest]
     return row
@@ -364,8 +448,8 @@ def write_hypotheses(results: list[tuple[str, str, Hypothesis]], out_dir: str | 
     """Write ``hyp-<name>.txt`` (Kaldi text) and ``hyp-<name>.jsonl``; returns the text file.
 
     A JSON line holds ``id``, ``text`` and ``score``, plus ``words`` (``word``, ``start``, ``end`` in
-    seconds) when the hypothesis has word times and ``nbest`` (``text``, ``score``, best first) when
-    it has an n-best list.
+    seconds, ``conf`` from 0 to 1) when the hypothesis has words and ``nbest`` (``text``, ``score``,
+    best first) when it has an n-best list.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,95 +11,28 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from lhotse import CutSet
 
+from ..config import DecodeConfig, SearchConfig, TuneConfig
 from ..data.cuts import FeatureBatcher, eval_batches
-from .search import BeamSearch, inheritable, process_pool
 from ..scoring.score import score
+from .resolve import LMParams, default_params_path, make_search, write_lm_params
+from .search import BeamSearch, inheritable, process_pool
 
-__all__ = ["LM_PARAMS_FILE", "LMParams", "default_params_path", "read_lm_params", "write_lm_params",
-           "beam_lm_options", "search_points", "tune"]
+__all__ = ["search_points", "tune", "tune_files"]
 
 log = logging.getLogger(__name__)
 
-LM_PARAMS_FILE = "lm-params.yaml"  # written next to the model by ``asr tune``
 
-
-@dataclass
-class LMParams:
-    lm: str  # language model file the weights were tuned for
-    lexicon: str | None  # lexicon file, None for lexicon-free search
-    lm_weight: float  # best LM weight on the dev set
-    word_score: float  # best word insertion score on the dev set
-    beam_size: int  # beam used while tuning
-    beam_threshold: float  # beam threshold used while tuning
-    dev_wer: float = float("nan")  # %WER at the best point
-    trials: list[dict] = field(default_factory=list)  # every point tried: lm_weight, word_score, wer
-
-
-def default_params_path(model_path: str | Path) -> Path:
-    """``lm-params.yaml`` in the model file's directory."""
-    return Path(model_path).parent / LM_PARAMS_FILE
-
-
-def write_lm_params(params: LMParams, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(asdict(params), sort_keys=False))
-    return path
-
-
-def read_lm_params(path: str | Path) -> LMParams:
-    """Load a file written by ``write_lm_params``.
-
-    Raises:
-        ValueError: naming the file when it is not such a mapping.
-    """
-    path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text())
-        return LMParams(**values)
-    except (yaml.YAMLError, TypeError) as err:
-        raise ValueError(f"{path}:1: not an LM parameter file written by 'asr tune' ({err})") from None
-
-
-def beam_lm_options(params_path: str | Path, given: dict, explicit: bool = False) -> dict:
-    """``BeamSearch`` keyword arguments for beam-lm decoding: ``given``, completed from a tuned file.
-
-    Args:
-        params_path: an ``lm-params.yaml`` from ``asr tune``; used when it exists.
-        given: lm, lexicon, lm_weight, word_score, beam_size, beam_threshold, nbest (None: not given).
-        explicit: ``params_path`` was named by the user, so it must exist.
-
-    Raises:
-        ValueError: neither an LM nor a lexicon, given or tuned; FileNotFoundError: explicit path missing.
-    """
-    options = {k: v for k, v in given.items() if v is not None}
-    path = Path(params_path)
-    if path.is_file():
-        params = read_lm_params(path)
-        tuned = dict(lm=params.lm, lexicon=params.lexicon, lm_weight=params.lm_weight,
-                     word_score=params.word_score, beam_size=params.beam_size, beam_threshold=params.beam_threshold)
-        if "lm" in options and Path(options["lm"]).resolve() != Path(params.lm).resolve():
-            log.warning("%s was tuned for the LM %s, not %s", path, params.lm, options["lm"])
-        taken = {k: v for k, v in tuned.items() if k not in options and v is not None}
-        options.update(taken)
-        log.info("beam-lm options from %s: %s", path, ", ".join(f"{k}={v}" for k, v in taken.items()) or "none")
-    elif explicit:
-        raise FileNotFoundError(f"{path}: no such LM parameter file")
-    if "lm" not in options and "lexicon" not in options:
-        raise ValueError(f"beam-lm needs --lm and/or --lexicon, or {path} from 'asr tune'")
-    return options
-
-
-def search_points(search: str, lm_weight_range: tuple[float, float], word_score_range: tuple[float, float],
-                  points: int = 13, trials: int = 60, seed: int = 0) -> list[tuple[float, float]]:
+def search_points(search: str = TuneConfig.search,
+                  lm_weight_range: tuple[float, float] = TuneConfig.lm_weight_range,
+                  word_score_range: tuple[float, float] = TuneConfig.word_score_range,
+                  points: int = TuneConfig.points, trials: int = TuneConfig.trials,
+                  seed: int = TuneConfig.seed) -> list[tuple[float, float]]:
     """(lm_weight, word_score) pairs: a ``points`` x ``points`` grid, or ``trials`` uniform random draws."""
     if search == "grid":
         weights = np.linspace(*lm_weight_range, points)
@@ -116,15 +49,17 @@ def search_points(search: str, lm_weight_range: tuple[float, float], word_score_
 def _emissions(model, cuts: CutSet, max_duration: float) -> tuple[list[str], dict[str, str], list[np.ndarray]]:
     """Run the model once: cut ids, references and (T_i, V) float32 log-probs per cut."""
     model.eval()
+    device = next(model.parameters()).device
     batcher = FeatureBatcher(model.cfg.features)
     ids, refs, emissions = [], {}, []
     for batch_cuts in eval_batches(cuts, max_duration):
         batch = batcher(batch_cuts)
-        log_probs, lens = model(batch.feats, batch.feat_lens)
+        log_probs, lens = model(batch.feats.to(device), batch.feat_lens.to(device))
+        log_probs, lens = log_probs.to("cpu", torch.float32), lens.cpu()
         for i, cut_id in enumerate(batch.ids):
             ids.append(cut_id)
             refs[cut_id] = batch.texts[i]
-            emissions.append(log_probs[i, : lens[i]].to(torch.float32).contiguous().numpy())
+            emissions.append(log_probs[i, : lens[i]].contiguous().numpy())
     return ids, refs, emissions
 
 
@@ -153,25 +88,29 @@ def _wer_at(point: tuple[float, float]) -> float:
 
 
 def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | None,
-         points: list[tuple[float, float]], beam_size: int = 50, beam_threshold: float = 25.0,
-         num_workers: int = 0, max_duration: float = 200.0) -> LMParams:
+         points: list[tuple[float, float]], beam_size: int = TuneConfig.beam_size,
+         beam_threshold: float = SearchConfig.beam_threshold, num_workers: int = DecodeConfig.num_workers,
+         max_duration: float = DecodeConfig.max_duration) -> LMParams:
     """WER of every (lm_weight, word_score) point on ``cuts``; returns the best with all trials.
+
+    The search is ``make_search``'s beam-lm search with ``lm`` and ``lexicon`` (no tuned file read).
 
     Args:
         lm, lexicon: as for ``BeamSearch`` (lexicon None: lexicon-free, word score ignored).
         points: from ``search_points``.
+        beam_size, beam_threshold: of the search while tuning.
         num_workers: processes sharing the points (0: this process only).
+        max_duration: seconds of audio per forward pass of the model (run once).
     """
     if not points:
         raise ValueError("points: expected at least one (lm_weight, word_score) pair")
-    options = dict(beam_size=beam_size, beam_threshold=beam_threshold, lexicon=lexicon, lm=lm, nbest=1,
-                   frame_shift=None)
-    search = BeamSearch(tokenizer, **options)  # checks lexicon and LM before any work
+    search = make_search(tokenizer, "beam-lm", dict(lm=lm, lexicon=lexicon, beam_size=beam_size,
+                                                    beam_threshold=beam_threshold))  # checks lexicon and LM first
     ids, refs, emissions = _emissions(model, cuts, max_duration)
     log.info("tuning on %d utterances: %d points, beam %d, %d worker(s)", len(ids), len(points), beam_size,
              num_workers)
     if num_workers > 0:
-        worker_options = {**options, "tokenizer": tokenizer.to_dict()}
+        worker_options = {**search.options, "tokenizer": tokenizer.to_dict()}
         initargs = (inheritable(search), worker_options, ids, refs, emissions)
         with process_pool(num_workers, _init_worker, initargs) as pool:
             wers = pool.map(_wer_at, points, chunksize=max(1, len(points) // (4 * num_workers)))
@@ -186,3 +125,29 @@ def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | N
     return LMParams(lm=str(Path(lm).resolve()), lexicon=str(Path(lexicon).resolve()) if lexicon else None,
                     lm_weight=best["lm_weight"], word_score=best["word_score"], beam_size=beam_size,
                     beam_threshold=beam_threshold, dev_wer=best["wer"], trials=trials)
+
+
+def tune_files(model_path: str | Path, cuts_path: str | Path, lm: str | Path, lexicon: str | Path | None = None,
+               out: str | Path | None = None, cfg: TuneConfig | None = None,
+               beam_threshold: float = SearchConfig.beam_threshold, num_workers: int = DecodeConfig.num_workers,
+               max_duration: float = DecodeConfig.max_duration) -> Path:
+    """``asr tune``: ``tune`` a model file on a cut manifest and write the best point as YAML.
+
+    Args:
+        out: the YAML file (default: ``lm-params.yaml`` next to the model, read by beam-lm decoding).
+        cfg: the points searched and the beam size.
+    Returns:
+        The file written.
+    """
+    from ..data.cuts import load_cuts
+    from ..model.checkpoint import load_model
+
+    cfg = cfg or TuneConfig()
+    model, tokenizer = load_model(model_path)
+    points = search_points(cfg.search, tuple(cfg.lm_weight_range), tuple(cfg.word_score_range), cfg.points,
+                           cfg.trials, cfg.seed)
+    params = tune(model, tokenizer, load_cuts(cuts_path), lm, lexicon, points, cfg.beam_size, beam_threshold,
+                  num_workers, max_duration)
+    path = write_lm_params(params, out or default_params_path(model_path))
+    log.info("wrote %s", path)
+    return path

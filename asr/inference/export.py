@@ -125,9 +125,9 @@ def export_model(model_path: str | Path, out: str | Path) -> Path:
         CheckpointError: the model file is missing, corrupt or incompatible.
         RuntimeError: the scripted outputs differ from the eager ones by more than 1e-5.
     """
-    from .transcribe import load_transcription_model
+    from .recognizer import load_acoustic_model
 
-    model, tokenizer = load_transcription_model(model_path)
+    model, tokenizer = load_acoustic_model(model_path)
     scripted = script_model(model, tokenizer)
     diff = _check(model.eval(), scripted)
     if diff > _CHECK_ATOL:

@@ -1,7 +1,7 @@
-"""What ``asr transcribe`` produces for one file, and its file formats: text, JSON, SRT, WebVTT.
+"""What recognition produces for one file (``Transcript``), and its file formats: text, JSON, SRT, WebVTT.
 
-Times are seconds from the start of the file. A word's confidence is the mean CTC posterior of its
-units over the frames aligned to them (0 to 1). Subtitle cues hold at most two lines of
+Times are seconds from the start of the file. A word (``asr.decoding.words.Word``) has a
+confidence ``conf``: the mean CTC posterior of its units over the frames aligned to them (0 to 1). Subtitle cues hold at most two lines of
 ``CUE_LINE_CHARS`` characters and ``CUE_MAX_SECONDS`` seconds; a pause of ``CUE_MAX_PAUSE``
 seconds or a segment boundary starts a new cue.
 """
@@ -9,9 +9,14 @@ seconds or a segment boundary starts a new cue.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
 
-__all__ = ["Word", "Segment", "Transcript", "FORMATS", "to_text", "to_json", "to_srt", "to_vtt", "cues"]
+from ..decoding.words import Word
+
+__all__ = ["Segment", "Transcript", "FORMATS", "to_text", "to_json", "from_json", "read_json", "to_srt", "to_vtt",
+           "cues", "output_path", "write_outputs"]
 
 CUE_LINE_CHARS = 42  # the usual broadcast subtitle line (BBC, Netflix: 42)
 CUE_MAX_SECONDS = 7.0  # longest time one cue stays on screen
@@ -20,27 +25,22 @@ CUE_MIN_SECONDS = 0.5  # a short cue is held this long, if the next one allows
 
 
 @dataclass
-class Word:
-    word: str  # the word as the tokenizer spells it
-    start: float  # seconds
-    end: float  # seconds
-    confidence: float  # mean posterior of its units over their frames, 0 to 1
-
-
-@dataclass
 class Segment:
     start: float  # seconds; the stretch of audio decoded as one piece
     end: float  # seconds
     text: str  # the decoder's text for this piece
-    words: list[Word] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)  # words with file times and confidences
     nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, score), best first, when asked for
+    score: float = 0.0  # the decoder's score of ``text``
 
 
 @dataclass
 class Transcript:
-    path: str  # the audio file
-    duration: float  # seconds of audio in the file
-    segments: list[Segment] = field(default_factory=list)
+    """What recognition gives for one file or waveform (``asr.Recognizer.transcribe``)."""
+
+    path: str  # the audio file ("<array>" for samples given in memory)
+    duration: float  # seconds of audio
+    segments: list[Segment] = field(default_factory=list)  # pieces decoded on their own, in time order
 
     @property
     def text(self) -> str:
@@ -49,7 +49,19 @@ class Transcript:
 
     @property
     def words(self) -> list[Word]:
+        """Every word with its start and end (seconds from the start of the audio) and confidence."""
         return [w for s in self.segments for w in s.words]
+
+    @property
+    def nbest(self) -> list[tuple[str, float]]:
+        """(text, score) alternatives, best first, when asked for: the segment's when the audio was
+        decoded in one piece; for several segments (each with its own ``nbest``), only the best text
+        with the summed score."""
+        if len(self.segments) == 1:
+            return list(self.segments[0].nbest)
+        if any(s.nbest for s in self.segments):
+            return [(self.text, sum(s.score for s in self.segments))]
+        return []
 
 
 def _rounded(value, digits: int = 3):
@@ -68,17 +80,43 @@ def to_text(transcript: Transcript) -> str:
 
 def to_json(transcript: Transcript) -> str:
     """``{"path", "duration", "text", "segments": [{"start", "end", "text", "words": [{"word", "start", "end",
-    "confidence"}], "nbest"?}]}``; numbers rounded to 3 decimals, ``nbest`` only when asked for."""
+    "conf"}], "nbest"?}]}``; numbers rounded to 3 decimals, ``nbest`` only when asked for."""
     segments = []
     for segment in transcript.segments:
-        row = asdict(segment)
+        row = {"start": segment.start, "end": segment.end, "text": segment.text,
+               "words": [{"word": w.word, "start": w.start, "end": w.end, "conf": w.conf} for w in segment.words]}
         if segment.nbest:
             row["nbest"] = [{"text": text, "score": score} for text, score in segment.nbest]
-        else:
-            del row["nbest"]
         segments.append(row)
     body = {"path": transcript.path, "duration": transcript.duration, "text": transcript.text, "segments": segments}
     return json.dumps(_rounded(body), ensure_ascii=False, indent=1) + "\n"
+
+
+def from_json(text: str) -> Transcript:
+    """The ``Transcript`` of a ``to_json`` document; files written before 0.2 (``confidence``) read too.
+
+    Raises:
+        ValueError: not such a JSON document.
+    """
+    try:
+        body = json.loads(text)
+        segments = []
+        for row in body["segments"]:
+            words = [Word(w["word"], float(w["start"]), float(w["end"]),
+                          float(w["conf"] if "conf" in w else w.get("confidence", 0.0))) for w in row.get("words", [])]
+            nbest = [(n["text"], float(n["score"])) for n in row.get("nbest", [])]
+            segments.append(Segment(float(row["start"]), float(row["end"]), row["text"], words, nbest))
+        return Transcript(body["path"], float(body["duration"]), segments)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"not a transcript written by 'asr transcribe -f json' ({type(err).__name__}: {err})") from None
+
+
+def read_json(path: str | Path) -> Transcript:
+    """``from_json`` of a file; errors name it."""
+    try:
+        return from_json(Path(path).read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def _wrap(words: list[str], width: int) -> list[str]:
@@ -138,3 +176,33 @@ def to_vtt(transcript: Transcript) -> str:
 
 
 FORMATS = {"txt": to_text, "json": to_json, "srt": to_srt, "vtt": to_vtt}  # output format -> renderer
+
+
+def output_path(name: Path, audio_path: Path, fmt: str, output_dir: Path | None) -> Path:
+    """Where format ``fmt`` of an input goes: next to the audio, or ``output_dir/name.fmt``."""
+    if output_dir is None:
+        return audio_path.parent / f"{name.name}.{fmt}"
+    return output_dir / name.parent / f"{name.name}.{fmt}"
+
+
+def write_outputs(transcript: Transcript, name: Path, formats: list[str] | tuple[str, ...],
+                  output_dir: Path | None, stdout: TextIO, label: bool = False) -> list[str]:
+    """Write ``transcript`` in every format; returns one error line per output that could not be written.
+
+    ``txt`` goes to ``stdout`` (``PATH<TAB>TEXT`` with ``label``) unless ``output_dir`` is given; the
+    others go next to the audio file or into ``output_dir`` (``output_path``).
+    """
+    failed = []
+    audio_path = Path(transcript.path)
+    for fmt in formats:
+        if fmt == "txt" and output_dir is None:
+            stdout.write(f"{audio_path}\t{transcript.text}\n" if label else f"{transcript.text}\n")
+            stdout.flush()
+            continue
+        target = output_path(name, audio_path, fmt, output_dir)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(FORMATS[fmt](transcript), encoding="utf-8")
+        except OSError as err:
+            failed.append(f"{target}: cannot write output ({err.strerror or err})")
+    return failed

@@ -1,61 +1,54 @@
-"""``asr transcribe``: audio files of any format, rate, channel count and length -> transcripts.
+"""Audio files or waveforms of any format, rate, channel count and length -> transcripts (the engine).
 
-Pipeline, one file after another with bounded memory:
+Pipeline, one input after another with bounded memory:
 
-1. ``find_audio`` expands the inputs: files, directories (recursively, by audio suffix), glob
-   patterns and list files. Each input that yields nothing is reported, the rest go on.
-2. A file up to ``SegmentConfig.max_segment`` seconds is decoded whole, exactly as ``asr decode``
-   decodes a cut. A longer one is segmented on silence (``asr.segment``, one pass over the file)
-   and its segments are read in a second forward pass (``asr.audio.read_spans``), so memory
+1. ``find_audio`` expands command-line inputs: files, directories (recursively, by audio suffix),
+   glob patterns and list files. Each input that yields nothing is reported, the rest go on.
+2. Audio up to ``SegmentConfig.max_segment`` seconds is decoded whole, exactly as ``asr decode``
+   decodes a cut. A longer file is segmented on silence (``asr.audio.segment``, one pass over the
+   file) and its segments are read in a second forward pass (``asr.audio.io.read_spans``), so memory
    holds a few batches of segments, never the file: an hour of audio adds about 60 MB.
-3. Segments from consecutive files are sorted by length inside a window of a few batches
-   (little padding; padding never changes an output) and decoded ``batch_size`` at a time,
-   greedily or with ``asr.decode.BeamSearch`` and its options (LM, lexicon, ...).
-4. Word times come from a CTC alignment: the best path (greedy), or the forced alignment of the
-   beam search's text. Output frame ``t`` covers input frames ``[t*k, t*k+k)``, so a frame lasts
-   ``k * hop`` seconds (30 ms for the AN4 model). A word's confidence is the mean posterior of
-   its units over the frames aligned to them, mapped by ``calibration.json`` beside the model
-   when ``asr calibrate`` wrote one.
-5. Results come back per file, in input order; ``transcribe`` writes them as text, JSON, SRT or
-   WebVTT and reports every file that failed in one line naming it.
+3. Segments from consecutive inputs are sorted by length inside a window of a few batches
+   (little padding; padding never changes an output) and decoded ``batch_size`` at a time by a
+   search object from ``asr.decoding.resolve`` (greedy, beam, beam with LM and lexicon).
+4. Words come from the search (``asr.decoding.words``): times from the CTC path of the
+   hypothesis's units, shifted by the segment's start. Output frame ``t`` covers input frames
+   ``[t*k, t*k+k)``, so a frame lasts ``k * hop`` seconds (30 ms for the AN4 model). A word's
+   confidence is mapped by a calibrator (``calibration.json`` beside the model, from ``asr calibrate``).
+5. Results come back per input, in input order, as ``Transcript`` or ``AudioError``.
+
+``asr.inference.recognizer.Recognizer`` holds a ``Transcriber``; ``asr transcribe`` writes its results.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
-import sys
-import time
-import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 import torch
-import torchaudio.functional as AF
 from torch import Tensor
-from tqdm import tqdm
 
-from ..audio.io import AudioError, audio_info, load_audio, read_spans
-from ..model.checkpoint import CheckpointError, load_model
-from ..data.cuts import collate_feats
-from ..decoding.confidence import default_calibration_path, load_calibrator
-from ..decoding.search import BeamSearch, frame_shift, greedy_search
 from ..audio.features import LogMel
-from ..audio.segment import SegmentConfig, segment_file
-from .outputs import FORMATS, Segment, Transcript, Word
+from ..audio.io import AudioError, audio_info, load_audio, read_spans
+from ..audio.segment import segment_file, segment_wave
+from ..config import SegmentConfig, TranscribeConfig
+from ..data.cuts import collate_feats
+from ..decoding.confidence import Calibrator
+from ..decoding.search import BeamSearch, GreedySearch, frame_shift
+from ..decoding.words import Word
+from .outputs import Segment, Transcript
 
 __all__ = [
     "AUDIO_SUFFIXES",
     "AudioInput",
+    "Waveform",
     "TranscribeSummary",
     "find_audio",
-    "load_transcription_model",
-    "search_setup",
     "Transcriber",
-    "transcribe",
 ]
 
 log = logging.getLogger(__name__)
@@ -137,64 +130,17 @@ def find_audio(inputs: Sequence[str | Path], list_file: str | Path | None = None
     return found, errors
 
 
-def _is_torchscript(path: str | Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def load_transcription_model(path: str | Path):
-    """``asr.checkpoint.load_model`` with every failure, however odd the file, as a ``CheckpointError``."""
-    if _is_torchscript(path):
-        raise CheckpointError(f"{path}: a TorchScript export ('asr export'), not a model file; give the model "
-                              "file it was exported from")
-    try:
-        return load_model(path)
-    except CheckpointError:
-        raise
-    except (TypeError, AttributeError, IndexError, KeyError, ValueError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: incompatible model file ({reason})") from None
-
-
-_LM_KEYS = ("lm", "lexicon", "lm_weight", "word_score", "hotwords")  # beam-lm only, as in ``asr decode``
-
-
-def search_setup(method: str, model_path: str | Path, options: dict | None = None,
-                 lm_params: str | Path | None = None) -> tuple[str, dict]:
-    """The search ``asr decode --method`` would run: ``("greedy" | "beam", BeamSearch keyword arguments)``.
-
-    Args:
-        method: ``"greedy"``, ``"beam"`` (lexicon-free, no LM) or ``"beam-lm"`` (LM and/or lexicon).
-        model_path: the model file; its directory's ``lm-params.yaml`` (``asr tune``) completes beam-lm options.
-        options: beam_size, beam_threshold, nbest, and for beam-lm lm, lexicon, lm_weight, word_score
-            (None values count as not given).
-        lm_params: a tuned ``lm-params.yaml`` to use instead of the one next to the model.
-    """
-    given = {k: v for k, v in (options or {}).items() if v is not None}
-    if method == "greedy":
-        if given:
-            raise ValueError(f"{', '.join(sorted(given))}: only for --method beam or beam-lm")
-        return "greedy", {}
-    if method == "beam":
-        lm_given = sorted(k for k in given if k in _LM_KEYS)
-        if lm_given or lm_params is not None:
-            raise ValueError(f"{', '.join(lm_given) or 'lm_params'}: only for --method beam-lm")
-        return "beam", given
-    if method == "beam-lm":
-        from ..decoding.tune import beam_lm_options, default_params_path
-
-        return "beam", beam_lm_options(lm_params or default_params_path(model_path), given,
-                                       explicit=lm_params is not None)
-    raise ValueError(f"method: expected 'greedy', 'beam' or 'beam-lm', got {method!r}")
+@dataclass
+class Waveform:
+    label: str  # how results and errors name it, e.g. "<array>"
+    samples: Tensor  # (N,) float32 mono at the model's sample rate
 
 
 @dataclass
 class _FileState:
-    path: Path
+    path: Path | str  # the audio file, or a waveform's label
     duration: float  # seconds, from the header
+    wave: Tensor | None = None  # (N,) samples of a waveform input
     segments: list[Segment] = field(default_factory=list)
     expected: int | None = None  # number of chunks; None while still being read
     done: int = 0
@@ -214,33 +160,39 @@ class _Chunk:
     feats: Tensor  # (T, F) log-mel
 
 
+def _shifted(word: Word, offset: float) -> Word:
+    return Word(word.word, round(word.start + offset, 6), round(word.end + offset, 6), word.conf)
+
+
 class Transcriber:
-    """Decodes audio files in batches; yields one ``Transcript`` (or ``AudioError``) per file.
+    """Decodes audio files or waveforms in batches; yields one ``Transcript`` (or ``AudioError``) per input.
+
+    Memory: ``batch_size * 4`` segments of features at a time (the length-sorting window), plus
+    one segment's samples being read; a waveform input is held whole by its caller.
 
     Args:
-        model: a ``CTCModel`` (put in eval mode).
+        model: a ``CTCModel`` (put in eval mode); it runs on the device its weights are on.
         tokenizer: its tokenizer.
-        method: ``"greedy"`` or ``"beam"``.
+        search: a ``GreedySearch`` or ``BeamSearch`` (``asr.decoding.resolve.make_search``);
+            default greedy. It is given the model's frame shift if it has none, for word times.
         batch_size: segments per forward pass.
-        segment: segmentation thresholds for long files.
-        channel: keep this channel instead of averaging them all.
-        search_options: keyword arguments for ``asr.decode.BeamSearch`` (beam_size, LM, ...).
+        segment: segmentation thresholds for long audio.
+        channel: keep this channel of a file instead of averaging them all.
         on_progress: called with seconds of audio whenever some are done.
+        calibrator: maps word confidences (``asr.decoding.confidence``, from ``asr calibrate``).
     """
 
     def __init__(
         self,
         model,
         tokenizer,
-        method: str = "greedy",
-        batch_size: int = 16,
+        search: GreedySearch | BeamSearch | None = None,
+        batch_size: int = TranscribeConfig.batch_size,
         segment: SegmentConfig | None = None,
         channel: int | None = None,
-        search_options: dict | None = None,
         on_progress: Callable[[float], None] | None = None,
+        calibrator: Calibrator | None = None,
     ):
-        if method not in ("greedy", "beam"):
-            raise ValueError(f"method: expected 'greedy' or 'beam', got {method!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
         if channel is not None and channel < 0:
@@ -251,23 +203,22 @@ class Transcriber:
         self.segment = segment or SegmentConfig()
         self.channel = channel
         self.on_progress = on_progress
+        self.calibrator = calibrator
         features = model.cfg.features
         self.sample_rate = features.sample_rate
         self.logmel = LogMel(features)
+        self.device = next(model.parameters()).device
         self.frame_seconds = frame_shift(model)  # output frame t covers input frames [t*k, t*k+k)
         self.min_samples = self._min_samples()
-        self.search = BeamSearch(tokenizer, **(search_options or {})) if method == "beam" else None
-        self.calibrator = None  # maps word confidences (``asr.decoding.confidence``); ``transcribe`` sets it
-        units = tokenizer.units
-        if tokenizer.kind == "char":  # "|" between words
-            self._separator = [u == tokenizer.sil_token for u in units]
-            self._starts_word = [False] * len(units)
-        elif tokenizer.unit_words:  # phones: every unit is a word
-            self._separator = [False] * len(units)
-            self._starts_word = [True] * len(units)
-        else:  # sentencepiece: "▁" opens a word
-            self._separator = [u == "\u2581" for u in units]
-            self._starts_word = [u.startswith("\u2581") for u in units]
+        self.search = self._with_words(search or GreedySearch(tokenizer))
+
+    def _with_words(self, search):
+        if isinstance(search, GreedySearch):
+            return search if search.frame_shift is not None else GreedySearch(search.tokenizer, self.frame_seconds)
+        if isinstance(search, BeamSearch):
+            return search if search.options["frame_shift"] is not None else search.replace(
+                frame_shift=self.frame_seconds)
+        raise TypeError(f"search: expected a GreedySearch or BeamSearch, got {type(search).__name__}")
 
     def _min_samples(self) -> int:
         """Fewest samples that give the model one output frame."""
@@ -288,7 +239,10 @@ class Transcriber:
             )
 
     def _chunks(self, state: _FileState) -> Iterator[_Chunk]:
-        """Read, segment and featurise one file; sets ``state.expected`` once it is known."""
+        """Read, segment and featurise one input; sets ``state.expected`` once it is known."""
+        if state.wave is not None:
+            yield from self._wave_chunks(state)
+            return
         info = audio_info(state.path)
         state.duration = info.frames / info.samplerate if info.samplerate > 0 else 0.0
         if info.frames == 0:
@@ -313,69 +267,20 @@ class Transcriber:
                 continue
             yield _Chunk(state, start / rate, (end - start) / rate, self.logmel(wave))
 
+    def _wave_chunks(self, state: _FileState) -> Iterator[_Chunk]:
+        """``_chunks`` of samples in memory (already mono at the model's rate)."""
+        wave, rate = state.wave, self.sample_rate
+        state.duration = wave.numel() / rate
+        self._check_length(state, wave.numel())
+        if state.duration <= self.segment.max_segment:
+            spans = [(0, wave.numel())]
+        else:
+            spans = [(s, e) for s, e in segment_wave(wave.numpy(), rate, self.segment) if e - s >= self.min_samples]
+        state.expected = len(spans)
+        for start, end in spans:
+            yield _Chunk(state, start / rate, (end - start) / rate, self.logmel(wave[start:end]))
+
     # ---- decoding ------------------------------------------------------------------------
-
-    def _words(self, labels: Tensor, log_probs: Tensor, offset: float) -> list[Word]:
-        """Words of one aligned segment.
-
-        Args:
-            labels (Tensor): (T,) int64, the unit aligned to each frame (blank = 0).
-            log_probs (Tensor): (T, V) float32.
-            offset: seconds from the start of the file to frame 0.
-        """
-        if labels.numel() == 0:
-            return []
-        posts = log_probs.gather(1, labels[:, None]).squeeze(1).exp()  # (T,) posterior of the aligned unit
-        units, counts = torch.unique_consecutive(labels, return_counts=True)
-        ends = counts.cumsum(0)
-        starts = ends - counts
-        words: list[Word] = []
-        current: list[tuple[int, int, int]] = []  # (unit, first frame, end frame) of the open word
-
-        def close() -> None:
-            if current:
-                text = self.tokenizer.decode([u for u, _, _ in current])
-                frames = torch.cat([posts[s:e] for _, s, e in current])
-                start, end = current[0][1], current[-1][2]
-                words.append(Word(text, offset + start * self.frame_seconds, offset + end * self.frame_seconds,
-                                  float(frames.mean())))
-                current.clear()
-
-        for unit, start, end in zip(units.tolist(), starts.tolist(), ends.tolist()):
-            if unit == self.tokenizer.blank_id:
-                continue
-            if self._separator[unit]:
-                close()
-                continue
-            if self._starts_word[unit]:
-                close()
-            current.append((unit, start, end))
-        close()
-        return [w for w in words if w.word]
-
-    def _align(self, text: str, log_probs: Tensor) -> Tensor | None:
-        """Frame labels (T,) of the CTC forced alignment of ``text``; None if it cannot be aligned."""
-        try:
-            targets = self.tokenizer.encode(text)
-        except ValueError:
-            return None
-        if not targets:
-            return torch.zeros(log_probs.size(0), dtype=torch.int64)
-        try:
-            labels, _ = AF.forced_align(
-                log_probs[None].contiguous(),  # (1, T, V)
-                torch.tensor([targets], dtype=torch.int32),
-                blank=self.tokenizer.blank_id,
-            )
-        except RuntimeError:  # more units than frames allow
-            return None
-        return labels[0].long()
-
-    def _even_words(self, text: str, offset: float, seconds: float) -> list[Word]:
-        """Last resort when an alignment fails: words spread evenly, confidence unknown (0)."""
-        parts = text.split()
-        step = seconds / max(len(parts), 1)
-        return [Word(w, offset + i * step, offset + (i + 1) * step, 0.0) for i, w in enumerate(parts)]
 
     @torch.inference_mode()
     def _decode(self, chunks: list[_Chunk]) -> None:
@@ -384,26 +289,16 @@ class Transcriber:
         for first in range(0, len(chunks), self.batch_size):
             batch = chunks[first : first + self.batch_size]
             feats, feat_lens = collate_feats([c.feats for c in batch])
-            log_probs, out_lens = self.model(feats, feat_lens)  # (B, T', V), (B,)
-            if self.search is None:
-                hyps = greedy_search(log_probs, out_lens, self.tokenizer)
-                best = log_probs.argmax(dim=-1)  # (B, T')
-            else:
-                hyps = self.search(log_probs, out_lens)
-            for b, (chunk, hyp) in enumerate(zip(batch, hyps)):
-                frames = int(out_lens[b])
-                lp = log_probs[b, :frames]  # (T', V)
-                labels = best[b, :frames] if self.search is None else self._align(hyp.text, lp)
-                if labels is None:
-                    words = self._even_words(hyp.text, chunk.offset, chunk.seconds)
-                else:
-                    words = self._words(labels, lp, chunk.offset)
-                    if self.calibrator is not None:
-                        words = [replace(w, confidence=self.calibrator(w.confidence)) for w in words]
+            log_probs, out_lens = self.model(feats.to(self.device), feat_lens.to(self.device))  # (B, T', V), (B,)
+            for chunk, hyp in zip(batch, self.search(log_probs, out_lens)):
                 state = chunk.state
                 if hyp.text:
+                    words = [_shifted(w, chunk.offset) for w in hyp.words]
+                    if self.calibrator is not None:
+                        words = self.calibrator.apply(words)
                     nbest = [(h.text, h.score) for h in hyp.nbest]
-                    state.segments.append(Segment(chunk.offset, chunk.offset + chunk.seconds, hyp.text, words, nbest))
+                    state.segments.append(Segment(chunk.offset, chunk.offset + chunk.seconds, hyp.text, words, nbest,
+                                                  hyp.score))
                 state.done += 1
                 if self.on_progress is not None and state.error is None:
                     self.on_progress(chunk.seconds)
@@ -411,29 +306,33 @@ class Transcriber:
 
     # ---- driver --------------------------------------------------------------------------
 
-    def _finish(self, state: _FileState) -> tuple[Path, Transcript | AudioError]:
+    def _finish(self, state: _FileState, item) -> tuple[object, Transcript | AudioError]:
         if self.on_progress is not None and state.duration > state.reported:
             self.on_progress(state.duration - state.reported)  # skipped silence and failures
         if state.error is not None:
-            return state.path, state.error
+            return item, state.error
         state.segments.sort(key=lambda s: s.start)
-        return state.path, Transcript(str(state.path), state.duration, state.segments)
+        return item, Transcript(str(state.path), state.duration, state.segments)
 
-    def __call__(self, paths: Sequence[str | Path]) -> Iterator[tuple[Path, Transcript | AudioError]]:
-        """Yield ``(path, Transcript)`` or ``(path, AudioError)`` for every path, in order."""
+    def __call__(self, inputs: Sequence[str | Path | Waveform]) -> Iterator[tuple[object, Transcript | AudioError]]:
+        """Yield ``(input, Transcript)`` or ``(input, AudioError)`` for every input (a path or a
+        ``Waveform``), in order."""
         window: list[_Chunk] = []
-        pending: deque[_FileState] = deque()
+        pending: deque[tuple[_FileState, object]] = deque()
         capacity = self.batch_size * _WINDOW_BATCHES
 
-        def flush() -> Iterator[tuple[Path, Transcript | AudioError]]:
+        def flush() -> Iterator[tuple[object, Transcript | AudioError]]:
             self._decode(window)
             window.clear()
-            while pending and pending[0].finished:
-                yield self._finish(pending.popleft())
+            while pending and pending[0][0].finished:
+                yield self._finish(*pending.popleft())
 
-        for path in paths:
-            state = _FileState(Path(path), 0.0)
-            pending.append(state)
+        for item in inputs:
+            if isinstance(item, Waveform):
+                state = _FileState(item.label, 0.0, item.samples)
+            else:
+                state = _FileState(Path(item), 0.0)
+            pending.append((state, item))
             try:
                 for chunk in self._chunks(state):
                     window.append(chunk)
@@ -442,8 +341,8 @@ class Transcriber:
             except AudioError as err:
                 state.error = err
                 window[:] = [c for c in window if c.state is not state]
-            while pending and pending[0].finished:
-                yield self._finish(pending.popleft())
+            while pending and pending[0][0].finished:
+                yield self._finish(*pending.popleft())
         yield from flush()
         assert not pending, "every file is finished once the last window is decoded"
 
@@ -471,125 +370,3 @@ class TranscribeSummary:
                 f"real-time factor {self.rtf:.4f}")
 
 
-def _output_path(item: AudioInput, fmt: str, output_dir: Path | None) -> Path:
-    if output_dir is None:
-        return item.path.parent / f"{item.name.name}.{fmt}"
-    return output_dir / item.name.parent / f"{item.name.name}.{fmt}"
-
-
-def transcribe(
-    model_path: str | Path,
-    inputs: Sequence[str | Path],
-    list_file: str | Path | None = None,
-    formats: Sequence[str] = ("txt",),
-    output_dir: str | Path | None = None,
-    method: str = "greedy",
-    search_options: dict | None = None,
-    lm_params: str | Path | None = None,
-    batch_size: int = 16,
-    threads: int | None = None,
-    channel: int | None = None,
-    segment: SegmentConfig | None = None,
-    stdout: TextIO | None = None,
-    on_error: Callable[[str], None] | None = None,
-    progress: bool | None = None,
-) -> TranscribeSummary:
-    """Transcribe audio files and write the results.
-
-    Args:
-        model_path: a model file (``asr average``) or training checkpoint.
-        inputs: files, directories, glob patterns (see ``find_audio``).
-        list_file: a file with one more input per line.
-        formats: any of ``FORMATS`` (txt, json, srt, vtt). ``txt`` goes to ``stdout`` unless
-            ``output_dir`` is given (one line per file, ``PATH<TAB>TEXT`` when there are several);
-            the others are written next to each input, or into ``output_dir``.
-        output_dir: where output files go; a directory input's tree is kept below it.
-        method: ``"greedy"``, ``"beam"`` or ``"beam-lm"`` (see ``search_setup``).
-        search_options: keyword arguments for ``asr.decode.BeamSearch`` (beam_size, beam_threshold,
-            nbest; lm, lexicon, lm_weight, word_score for beam-lm); None values are not given.
-        lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
-        batch_size: segments per forward pass.
-        threads: torch intra-op threads; None keeps torch's default.
-        channel: keep this channel (0-based) instead of averaging all of them.
-        segment: long-audio segmentation settings.
-        stdout: where text goes (default ``sys.stdout``).
-        on_error: called with one line per failure (default: logged as an error).
-        progress: show a progress bar on stderr; None shows one on a terminal only.
-
-    Returns:
-        TranscribeSummary: counts, failures, audio and wall seconds.
-    """
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise ValueError(f"formats: expected some of {sorted(FORMATS)}, got {fmt!r}")
-    stdout = stdout or sys.stdout
-    report = on_error or log.error
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads: expected >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    out_dir = Path(output_dir) if output_dir is not None else None
-    search, options = search_setup(method, model_path, search_options, lm_params)
-    begin = time.perf_counter()
-    model, tokenizer = load_transcription_model(model_path)
-    transcriber = Transcriber(model, tokenizer, search, batch_size, segment, channel, options)
-    calibration = default_calibration_path(model_path)
-    if calibration.is_file():  # from 'asr calibrate'
-        transcriber.calibrator = load_calibrator(calibration)
-        log.info("word confidences calibrated by %s (%s)", calibration, transcriber.calibrator.method)
-    load_seconds = time.perf_counter() - begin
-
-    begin, begin_cpu = time.perf_counter(), time.process_time()
-    items, failed = find_audio(inputs, list_file)
-    for message in failed:
-        report(message)  # inputs that name no file: before the progress bar starts
-    if not items and not failed:
-        failed.append("no audio inputs given")
-        report(failed[-1])
-    total = 0.0
-    for item in items:
-        try:
-            info = audio_info(item.path)
-            total += info.frames / info.samplerate if info.samplerate > 0 else 0.0
-        except AudioError:
-            pass  # reported when its turn comes
-    bar = tqdm(total=total, unit="s", desc="transcribe", file=sys.stderr,
-               disable=None if progress is None else not progress,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}{postfix}]")
-    transcriber.on_progress = bar.update
-    by_path = {item.path: item for item in items}
-    audio_seconds, done, transcribed = 0.0, 0, 0
-    several = len(items) > 1
-
-    def fail(message: str) -> None:
-        failed.append(message)
-        with tqdm.external_write_mode(file=sys.stderr):  # keep the line clear of the bar
-            report(message)
-
-    try:
-        for path, result in transcriber([item.path for item in items]):
-            done += 1
-            bar.set_postfix_str(f"{done}/{len(items)} files")
-            if isinstance(result, AudioError):
-                fail(str(result))
-                continue
-            audio_seconds += result.duration
-            transcribed += 1
-            item = by_path[path]
-            for fmt in formats:
-                if fmt == "txt" and out_dir is None:
-                    with tqdm.external_write_mode(file=stdout):
-                        stdout.write(f"{path}\t{result.text}\n" if several else f"{result.text}\n")
-                        stdout.flush()
-                    continue
-                target = _output_path(item, fmt, out_dir)
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(FORMATS[fmt](result), encoding="utf-8")
-                except OSError as err:
-                    fail(f"{target}: cannot write output ({err.strerror or err})")
-        bar.update(max(0.0, bar.total - bar.n))  # float sums of the parts fall a hair short
-    finally:
-        bar.close()
-    return TranscribeSummary(len(items), transcribed, failed, audio_seconds, time.perf_counter() - begin,
-                             time.process_time() - begin_cpu, load_seconds)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import CalibrationConfig
 from .align import align_pair
 
 __all__ = ["Bin", "word_correct", "reliability", "ece", "reliability_diagram", "write_calibration_report"]
@@ -51,7 +52,7 @@ def _arrays(confs, correct) -> tuple[np.ndarray, np.ndarray]:
     return confs, correct
 
 
-def reliability(confs, correct, bins: int = 10) -> list[Bin]:
+def reliability(confs, correct, bins: int = CalibrationConfig.bins) -> list[Bin]:
     """Words per equal-width confidence bin, with their mean confidence and accuracy."""
     if bins < 1:
         raise ValueError(f"bins: expected >= 1, got {bins}")
@@ -67,7 +68,7 @@ def reliability(confs, correct, bins: int = 10) -> list[Bin]:
     return result
 
 
-def ece(confs, correct, bins: int = 10) -> float:
+def ece(confs, correct, bins: int = CalibrationConfig.bins) -> float:
     """Expected calibration error in percent: sum over bins of ``count / N * |accuracy - conf|``."""
     table = reliability(confs, correct, bins)
     total = sum(b.count for b in table)
@@ -76,7 +77,7 @@ def ece(confs, correct, bins: int = 10) -> float:
     return 100.0 * sum(b.count / total * abs(b.accuracy - b.conf) for b in table if b.count)
 
 
-def reliability_diagram(curves: Mapping[str, tuple], path: str | Path, bins: int = 10, title: str = "") -> Path:
+def reliability_diagram(curves: Mapping[str, tuple], path: str | Path, bins: int = CalibrationConfig.bins, title: str = "") -> Path:
     """Plot accuracy vs mean confidence per bin for each ``label -> (confs, correct)``, with the diagonal.
 
     The ECE of each curve goes into its legend entry; bins with no word are left out.
@@ -109,8 +110,8 @@ def reliability_diagram(curves: Mapping[str, tuple], path: str | Path, bins: int
     return path
 
 
-def write_calibration_report(curves: Mapping[str, tuple], out_dir: str | Path, name: str, bins: int = 10,
-                             png: bool = True) -> list[str]:
+def write_calibration_report(curves: Mapping[str, tuple], out_dir: str | Path, name: str,
+                             bins: int = CalibrationConfig.bins, png: bool = True) -> list[str]:
     """Write ``calibration-<name>.txt`` (ECE and the per-bin table of each curve) and ``reliability-<name>.png``.
 
     Returns:

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import ScoreConfig
 from ..data.phones import TIMIT_TO_39, fold_phones
 
 __all__ = ["CASES", "FOLDS", "Normalizer", "read_mapping"]
@@ -82,9 +83,9 @@ class Normalizer:
         fold: phone folding table name (``timit39``: TIMIT 61 or 48 -> 39, Lee & Hon 1989).
     """
 
-    case: str = "keep"
-    remove_punct: bool = False
-    split_hyphens: bool = False
+    case: str = ScoreConfig.case
+    remove_punct: bool = ScoreConfig.remove_punct
+    split_hyphens: bool = ScoreConfig.split_hyphens
     mapping: str | Path | None = None
     fold: str | None = None
     _rules: dict[tuple[str, ...], tuple[str, ...]] = field(init=False, repr=False, compare=False)

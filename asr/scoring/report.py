@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ScoreConfig
 from .normalize import Normalizer
 from .score import (ScoreResult, error_counts, normalization_line, read_transcripts, read_utt2spk, score,
                     system_name, write_report)
@@ -270,8 +271,8 @@ def write_json(data: dict[str, object], path: str | Path) -> None:
 
 
 def score_files(ref_path: str | Path, hyp_paths: list[str | Path], out_dir: str | Path,
-                units: tuple[str, ...] = ("word", "char"), *, utt2spk: str | Path | None = None,
-                normalizer: Normalizer | None = None, html: bool = True) -> list[str]:
+                units: tuple[str, ...] = ScoreConfig.units, *, utt2spk: str | Path | None = None,
+                normalizer: Normalizer | None = None, html: bool = ScoreConfig.html) -> list[str]:
     """Score each hypothesis file per unit and write the reports into ``out_dir``.
 
     Per hypothesis file and unit: ``errs-STEM-UNIT.txt`` (summary, alignments, error tables),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
+from ..config import ScoreConfig
 from .align import align_batch
 from .normalize import Normalizer
 
@@ -224,7 +225,7 @@ def _ops(ref: list[str], hyp: list[str], codes: str) -> list[Op]:
             for c in codes]
 
 
-def score(refs: dict[str, str], hyps: dict[str, str], unit: str = "word", *,
+def score(refs: dict[str, str], hyps: dict[str, str], unit: str = ScoreConfig.unit, *,
           utt2spk: dict[str, str] | None = None, normalizer: Normalizer | None = None) -> ScoreResult:
     """Align every reference with its hypothesis as sclite does (missing hypotheses count as empty).
 

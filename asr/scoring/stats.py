@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ScoreConfig
 from .score import ScoreResult, read_transcripts, read_utt2spk, score, system_name
 from .normalize import Normalizer
 
@@ -22,7 +23,7 @@ __all__ = ["bootstrap_rates", "mapsswe_segments", "Mapsswe", "mapsswe", "Compari
 MIN_GOOD = 2
 
 
-def bootstrap_rates(errors: np.ndarray, ref_lens: np.ndarray, n_boot: int = 1000, seed: int = 0,
+def bootstrap_rates(errors: np.ndarray, ref_lens: np.ndarray, n_boot: int = ScoreConfig.n_boot, seed: int = ScoreConfig.seed,
                     chunk: int = 50) -> np.ndarray:
     """Error rates (%) of ``n_boot`` resamples of the utterances, shape ``(n_boot, systems)``.
 
@@ -160,8 +161,8 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
 
-def compare(a: ScoreResult, b: ScoreResult, name_a: str = "A", name_b: str = "B", n_boot: int = 1000,
-            seed: int = 0, level: float = 0.95) -> Comparison:
+def compare(a: ScoreResult, b: ScoreResult, name_a: str = "A", name_b: str = "B", n_boot: int = ScoreConfig.n_boot,
+            seed: int = ScoreConfig.seed, level: float = 0.95) -> Comparison:
     """Bootstrap intervals, paired bootstrap and MAPSSWE for two results on the same references.
 
     Raises:
@@ -188,9 +189,9 @@ def compare(a: ScoreResult, b: ScoreResult, name_a: str = "A", name_b: str = "B"
                       float((delta < 0).mean()), p, n_boot, seed, level, mapsswe(a, b), a.normalization)
 
 
-def compare_files(ref_path: str | Path, hyp_a: str | Path, hyp_b: str | Path, unit: str = "word", *,
-                  utt2spk: str | Path | None = None, normalizer: Normalizer | None = None, n_boot: int = 1000,
-                  seed: int = 0, out_dir: str | Path | None = None) -> Comparison:
+def compare_files(ref_path: str | Path, hyp_a: str | Path, hyp_b: str | Path, unit: str = ScoreConfig.unit, *,
+                  utt2spk: str | Path | None = None, normalizer: Normalizer | None = None, n_boot: int = ScoreConfig.n_boot,
+                  seed: int = ScoreConfig.seed, out_dir: str | Path | None = None) -> Comparison:
     """:func:`compare` two hypothesis files; with ``out_dir``, write ``compare-A-vs-B-UNIT.{txt,json}``.
 
     Raises:

@@ -28,7 +28,7 @@ import yaml
 from lhotse import CutSet
 
 from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
-from ..config import TrainConfig, from_dict, to_dict
+from ..config import DataConfig, TrainConfig, from_dict, to_dict
 from ..data.cuts import Batch, FeatureBatcher, cut_text, eval_batches, load_cuts, prefetched, train_sampler
 from .distributed import Dist, all_sum, broadcast_object, gather_objects, init_distributed, pick_device
 from ..decoding.search import greedy_search
@@ -82,11 +82,12 @@ def ctc_loss(log_probs, out_lens, targets: list[list[int]]) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def compute_cmvn(cuts: CutSet, batcher: FeatureBatcher, max_utts: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+def compute_cmvn(cuts: CutSet, batcher: FeatureBatcher, max_utts: int,
+                 max_duration: float = DataConfig.eval_max_duration) -> tuple[int, torch.Tensor, torch.Tensor]:
     """Frame count, per-channel sum and sum of squares (float64) over up to ``max_utts`` cuts."""
     subset = cuts.subset(first=min(max_utts, len(cuts)))
     count, total, total_sq = 0, 0.0, 0.0
-    for batch_cuts in eval_batches(subset, max_duration=300.0):
+    for batch_cuts in eval_batches(subset, max_duration):
         batch = batcher(batch_cuts)
         for feats, n in zip(batch.feats, batch.feat_lens.tolist()):
             frames = feats[:n].double()
@@ -122,12 +123,13 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def evaluate(model: CTCModel, tokenizer, cuts: CutSet, batcher: FeatureBatcher,
-             device: torch.device = torch.device("cpu"), precision: str = "fp32") -> dict:
+             device: torch.device = torch.device("cpu"), precision: str = TrainConfig.precision,
+             max_duration: float = DataConfig.eval_max_duration) -> dict:
     """Dev loss per frame (over utterances the tokenizer can spell) and greedy WER/CER."""
     model.eval()
     loss_sum, frames = 0.0, 0
     refs, hyps = {}, {}
-    for batch_cuts in eval_batches(cuts, max_duration=300.0):
+    for batch_cuts in eval_batches(cuts, max_duration):
         batch = batcher(batch_cuts)
         with autocast(device, precision):
             log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
@@ -247,7 +249,7 @@ def _new_model(cfg: TrainConfig, cuts: CutSet, batcher: FeatureBatcher) -> dict:
     """Tokenizer trained on ``cuts`` and an initialised model with CMVN statistics, as a package."""
     tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
     model = CTCModel(cfg.model, len(tokenizer.units))
-    model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts))
+    model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts, cfg.data.eval_max_duration))
     return model_package(model, tokenizer)
 
 
@@ -386,7 +388,7 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
             elapsed = time.time() - started
             loss_sum, frames, audio, skipped, ooms, nonfinite = all_sum(totals, ctx, device)
             if ctx.is_main:
-                metrics = evaluate(model, tokenizer, dev, batcher, device, cfg.precision)
+                metrics = evaluate(model, tokenizer, dev, batcher, device, cfg.precision, cfg.data.eval_max_duration)
                 row = {
                     "epoch": epoch + 1, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.3e}",
                     "train_loss": f"{loss_sum / max(frames, 1):.4f}", "dev_loss": f"{metrics['loss']:.4f}",

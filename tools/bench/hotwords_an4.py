@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from asr.config import DecodeConfig
 from asr.data.cuts import FeatureBatcher, eval_batches, load_cuts
 from asr.decoding.search import BeamSearch
 from asr.decoding.tune import read_lm_params
@@ -35,7 +36,7 @@ from asr.scoring.score import score
 
 
 @torch.no_grad()
-def emissions(model, cuts, max_duration: float = 200.0):
+def emissions(model, cuts, max_duration: float = DecodeConfig.max_duration):
     """(cut id, reference, (1, T, V) float32 log-probs) per cut."""
     model.eval()
     batcher = FeatureBatcher(model.cfg.features)

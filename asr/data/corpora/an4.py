@@ -25,6 +25,7 @@ from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from lhotse.audio import AudioSource
 
 from ...audio.io import audio_info
+from ...config import An4PrepareConfig
 from .splits import write_split
 
 __all__ = ["AN4_URL", "download_an4", "parse_transcription", "prepare_an4"]
@@ -121,7 +122,8 @@ def _speaker(cut) -> str:
 
 
 def prepare_an4(
-    corpus_dir: str | Path, out_dir: str | Path, dev_fraction: float = 0.07, seed: int = 0
+    corpus_dir: str | Path, out_dir: str | Path, dev_fraction: float = An4PrepareConfig.dev_fraction,
+    seed: int = An4PrepareConfig.seed,
 ) -> dict[str, CutSet]:
     """Write ``an4_cuts_{train,dev,test}.jsonl.gz`` and Kaldi-style ``text_{split}``, ``utt2spk_{split}``.
 

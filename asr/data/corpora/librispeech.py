@@ -30,6 +30,7 @@ from pathlib import Path
 
 from lhotse import CutSet, MonoCut, SupervisionSegment
 
+from ...config import LibriSpeechPrepareConfig
 from .splits import write_split
 
 __all__ = [
@@ -200,7 +201,8 @@ def _corpus_root(corpus_dir: Path) -> Path:
 
 
 def prepare_librispeech(corpus_dir: str | Path, out_dir: str | Path, parts: Sequence[str] | None = None,
-                        train_960: bool = False, num_jobs: int = 4) -> dict[str, CutSet]:
+                        train_960: bool = False,
+                        num_jobs: int = LibriSpeechPrepareConfig.num_jobs) -> dict[str, CutSet]:
     """Write ``librispeech_cuts_{part}.jsonl.gz`` and Kaldi-style ``text_{part}``, ``utt2spk_{part}``.
 
     Cut and supervision ids are the utterance ids (``103-1240-0000``), the speaker is the numeric

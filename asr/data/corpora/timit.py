@@ -35,6 +35,7 @@ from lhotse.audio import AudioSource
 from lhotse.supervision import AlignmentItem
 
 from ...audio.io import audio_info
+from ...config import TimitPrepareConfig
 from ..phones import TIMIT_61, TIMIT_61_TO_39, TIMIT_61_TO_48
 from .splits import write_split
 
@@ -200,7 +201,7 @@ def _pick(name: str, wanted: Iterable[str], available: dict[str, Path], part: st
 def prepare_timit(
     corpus_dir: str | Path,
     out_dir: str | Path,
-    phones: int = 48,
+    phones: int = TimitPrepareConfig.phones,
     dev_speakers: Iterable[str] | None = None,
     test_speakers: Iterable[str] | None = None,
 ) -> dict[str, CutSet]:
