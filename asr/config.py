@@ -24,6 +24,8 @@ __all__ = [
     "DataConfig",
     "OptimConfig",
     "TrainConfig",
+    "ExportConfig",
+    "PackageConfig",
     "from_dict",
     "to_dict",
     "load_config",
@@ -112,6 +114,20 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when available); torchrun rank r uses cuda:LOCAL_RANK
     precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or GPU) or "fp16" (autocast + loss scaling, GPU); CTC in fp32
     log_every: int = 50  # steps between log lines
+
+
+@dataclass
+class ExportConfig:
+    format: str = "torchscript"  # "torchscript" (runs with torch alone) or "onnx" (runs under onnxruntime)
+    int8: bool = False  # dynamic int8: int8 weights of the recurrent and linear layers, activations quantized per batch
+    opset: int = 17  # ONNX opset of the exported graph
+    atol: float = 1e-4  # largest |exported - eager| log-probability accepted by the export check (fp32)
+
+
+@dataclass
+class PackageConfig:
+    weights: str = "safetensors"  # weights file of the model folder: "safetensors" (PyTorch) or "onnx"
+    int8: bool = False  # store dynamic-int8 weights (PyTorch: int8 safetensors; ONNX: onnxruntime quantization)
 
 
 def to_dict(cfg: Any) -> dict:
