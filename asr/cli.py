@@ -179,12 +179,6 @@ def _transcribe(args) -> None:
         raise ValueError(f"{len(summary.failed)} input(s) failed, see above")
 
 
-def _export(args) -> None:
-    from .inference.export import export_model
-
-    export_model(args.model, args.out)
-
-
 def _diagnose(args) -> None:
     from .analysis.diagnose import diagnose, load_models
 
@@ -365,10 +359,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="progress bar on stderr (default: on a terminal only)")
     p.set_defaults(func=_transcribe)
 
-    p = sub.add_parser("export", help="write a TorchScript model that runs without this package")
-    p.add_argument("model", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="TorchScript file (e.g. model.ts)")
-    p.set_defaults(func=_export)
+    _add_export_parser(sub)
+    _add_package_parser(sub)
 
     p = sub.add_parser("diagnose", help="gradient norm vs lag and gate activations of models on audio files")
     p.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="model files or training checkpoints")
@@ -385,6 +377,58 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per run (default: directory names)")
     p.set_defaults(func=_curves)
     return parser
+
+
+def _export(args) -> None:
+    from .inference.export import export_model
+
+    given = {"format": args.format, "int8": args.int8, "opset": args.opset}
+    export_model(args.model, args.out, **{k: v for k, v in given.items() if v is not None})
+
+
+def _add_export_parser(sub) -> None:
+    from .config import ExportConfig
+
+    p = sub.add_parser("export", help="write a TorchScript or ONNX model (optionally int8) that runs without "
+                       "this package")
+    p.add_argument("model", type=Path, help="model file (.pt) or float safetensors model folder")
+    p.add_argument("--out", type=Path, required=True, help="file to write (e.g. model.ts, model.onnx)")
+    p.add_argument("--format", choices=["torchscript", "onnx"], help=f"torchscript: runs with torch alone; onnx: "
+                   f"log-mel frames in, log-probs out, under onnxruntime (default {ExportConfig.format})")
+    p.add_argument("--int8", action="store_true", default=None, help="dynamic int8 quantization of the recurrent "
+                   "and linear layers (PyTorch's for torchscript, onnxruntime's for onnx)")
+    p.add_argument("--opset", type=int, help=f"ONNX opset (default {ExportConfig.opset})")
+    p.set_defaults(func=_export)
+
+
+def _package(args) -> None:
+    from .inference.package import package_model
+
+    given = {"weights": args.weights, "int8": args.int8}
+    package_model(args.source, args.out, lm=args.lm, lexicon=args.lexicon, lm_params=args.lm_params,
+                  train_cuts=args.train_cuts, results=args.results, **{k: v for k, v in given.items() if v is not None})
+
+
+def _add_package_parser(sub) -> None:
+    from .config import PackageConfig
+
+    p = sub.add_parser("package", help="write a model folder (config.json, safetensors or ONNX weights, "
+                       "tokenizer, LM, model card) that 'from_pretrained' loads")
+    p.add_argument("source", type=Path, metavar="EXP_OR_MODEL", help="experiment directory (its model.pt), "
+                   "model file, or float model folder")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write (replaced if it is one)")
+    p.add_argument("--weights", choices=["safetensors", "onnx"], help=f"weights file format (default "
+                   f"{PackageConfig.weights})")
+    p.add_argument("--int8", action="store_true", default=None, help="dynamic int8 weights (about a quarter of "
+                   "the size)")
+    p.add_argument("--lm", type=Path, help="KenLM file for beam-lm search, copied into the folder")
+    p.add_argument("--lexicon", type=Path, help="lexicon from 'asr lm lexicon', copied into the folder")
+    p.add_argument("--lm-params", type=Path, help="tuned values from 'asr tune'; also names the LM and lexicon "
+                   "unless given (default: lm-params.yaml next to the model, if it exists)")
+    p.add_argument("--train-cuts", type=Path, help="training manifest: corpus, hours and licence for the card")
+    p.add_argument("--results", type=Path, help="Markdown WER table for the card (default: decode/results.md "
+                   "next to the model, if it exists)")
+    p.set_defaults(func=_package)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,7 @@ from ..model.files import load_acoustic_model, model_description, quantize_int8,
 from ..model.onnx_model import INPUT_NAMES, ONNX_FORMAT, ONNX_META_KEY, OUTPUT_NAMES, OnnxModel
 
 __all__ = ["EXPORT_FORMAT", "ExportedModel", "script_model", "onnx_bytes", "export_onnx", "check_onnx",
-           "export_model"]
+           "load_float_model", "export_model"]
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,24 @@ def export_onnx(model: CTCModel, tokenizer, out: str | Path, int8: bool = False,
     return out
 
 
+def load_float_model(model_path: str | Path) -> tuple[CTCModel, object]:
+    """(float32 ``CTCModel``, tokenizer) from a ``.pt`` file or a float safetensors model folder.
+
+    Raises:
+        CheckpointError: anything else (ONNX, int8, TorchScript, a missing or broken file), naming ``model_path``.
+    """
+    from .transcribe import load_transcription_model
+
+    if Path(model_path).is_dir() or Path(model_path).suffix == ".onnx":
+        model, tokenizer, extras = load_acoustic_model(model_path)
+        if extras.kind != "pytorch" or extras.quantization is not None:
+            raise CheckpointError(f"{model_path}: needs a float32 PyTorch model (.pt or a safetensors model "
+                                  f"folder), this is {extras.kind} {extras.quantization or 'float32'}")
+        return model.eval(), tokenizer
+    model, tokenizer = load_transcription_model(model_path)  # also names a TorchScript file as such
+    return model.eval(), tokenizer
+
+
 def export_model(model_path: str | Path, out: str | Path, format: str = ExportConfig.format,
                  int8: bool = ExportConfig.int8, opset: int = ExportConfig.opset,
                  atol: float = ExportConfig.atol) -> Path:
@@ -271,15 +289,7 @@ def export_model(model_path: str | Path, out: str | Path, format: str = ExportCo
     """
     if format not in ("torchscript", "onnx"):
         raise ValueError(f"format: expected 'torchscript' or 'onnx', got {format!r}")
-    from .transcribe import load_transcription_model
-
-    if Path(model_path).is_dir() or Path(model_path).suffix == ".onnx":
-        model, tokenizer, extras = load_acoustic_model(model_path)
-        if extras.kind != "pytorch" or extras.quantization is not None:
-            raise CheckpointError(f"{model_path}: export needs a float32 PyTorch model (.pt or a safetensors "
-                                  f"model folder), this is {extras.kind} {extras.quantization or 'float32'}")
-    else:
-        model, tokenizer = load_transcription_model(model_path)
+    model, tokenizer = load_float_model(model_path)
     model = model.eval()
     out = Path(out)
     if format == "onnx":
