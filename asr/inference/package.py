@@ -167,14 +167,17 @@ def _training_data(train_cuts: str | Path | None) -> tuple[str, str]:
     if train_cuts is None:
         return "", "Not recorded: package with `--train-cuts MANIFEST` to describe it."
     cuts = load_cuts(train_cuts)
-    count, seconds, speakers = 0, 0.0, set()
+    count, seconds, speakers, sources = 0, 0.0, set(), set()
     for cut in cuts:
         count += 1
         seconds += cut.duration
         speakers.update(s.speaker for s in cut.supervisions if s.speaker)
-    corpus = Path(train_cuts).name.split("_cuts")[0].split("_")[0].lower()
+        if count <= 10:
+            sources.update(part.lower() for source in cut.recording.sources for part in Path(source.source).parts)
+    prefix = Path(train_cuts).name.split("_")[0].lower()
+    corpus = prefix if prefix in CORPUS_LICENCES else next((c for c in CORPUS_LICENCES if c in sources), "")
     return corpus, (f"`{Path(train_cuts).name}`: {count} utterances, {seconds / 3600:.2f} hours, "
-                    f"{len(speakers)} speakers.")
+                    f"{len(speakers)} speakers{f' ({corpus})' if corpus else ''}.")
 
 
 def model_card(model, tokenizer, folder: Path, train_cuts: str | Path | None, results: Path | None) -> str:
