@@ -101,12 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    formats = _formats(args.model, args.work_dir)
+    cuts = load_cuts(args.cuts)  # bad input fails before the exports
+    cuts = list(cuts.subset(first=args.limit) if args.limit else cuts)
     reference_model, tokenizer, _ = load_acoustic_model(args.model)
     cfg = reference_model.cfg
-    cuts = load_cuts(args.cuts)
-    cuts = cuts.subset(first=args.limit) if args.limit else cuts
-    cuts = list(cuts)
+    formats = _formats(args.model, args.work_dir)
     waves = [cut_audio(c, cfg.features.sample_rate) for c in cuts]
     refs = {c.id: cut_text(c) for c in cuts}
     audio_s = sum(len(w) for w in waves) / cfg.features.sample_rate
