@@ -13,8 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, DecodeConfig, HotwordConfig,
-                     LibriSpeechPrepareConfig, LMBuildConfig, ScoreConfig, SearchConfig, SegmentConfig,
+from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, DecodeConfig, ExportConfig, HotwordConfig,
+                     LibriSpeechPrepareConfig, LMBuildConfig, PackageConfig, ScoreConfig, SearchConfig, SegmentConfig,
                      TimitPrepareConfig, TranscribeConfig, TuneConfig)
 
 __all__ = ["main"]
@@ -424,19 +424,6 @@ def _add_transcribe_parser(sub) -> None:
     p.set_defaults(func=_transcribe)
 
 
-def _export(args) -> None:
-    from .inference.export import export_model
-
-    export_model(args.model, args.out)
-
-
-def _add_export_parser(sub) -> None:
-    p = sub.add_parser("export", help="write a TorchScript model that runs without this package")
-    p.add_argument("model", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="TorchScript file (e.g. model.ts)")
-    p.set_defaults(func=_export)
-
-
 def _diagnose(args) -> None:
     from .analysis.diagnose import diagnose, load_models
 
@@ -510,7 +497,52 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_diagnose_parser(sub)
     _add_curves_parser(sub)
     _add_calibrate_parser(sub)
+    _add_package_parser(sub)
     return parser
+
+
+def _export(args) -> None:
+    from .inference.export import export_model
+
+    export_model(args.model, args.out, **_given(args, "format", "int8", "opset"))
+
+
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="write a TorchScript or ONNX model (optionally int8) that runs without "
+                       "this package")
+    p.add_argument("model", type=Path, help="model file (.pt) or float safetensors model folder")
+    p.add_argument("--out", type=Path, required=True, help="file to write (e.g. model.ts, model.onnx)")
+    _option(p, "--format", cfg=ExportConfig, choices=["torchscript", "onnx"], help="torchscript: runs with torch "
+            "alone; onnx: log-mel frames in, log-probs out, under onnxruntime")
+    _flag(p, "--int8", help="dynamic int8 quantization of the recurrent and linear layers (PyTorch's for "
+          "torchscript, onnxruntime's for onnx)")
+    _option(p, "--opset", cfg=ExportConfig, type=int, help="ONNX opset")
+    p.set_defaults(func=_export)
+
+
+def _package(args) -> None:
+    from .inference.package import package_model
+
+    package_model(args.source, args.out, lm=args.lm, lexicon=args.lexicon, lm_params=args.lm_params,
+                  train_cuts=args.train_cuts, results=args.results, **_given(args, "weights", "int8"))
+
+
+def _add_package_parser(sub) -> None:
+    p = sub.add_parser("package", help="write a model folder (config.json, safetensors or ONNX weights, "
+                       "tokenizer, LM, model card) that Recognizer.from_pretrained loads")
+    p.add_argument("source", type=Path, metavar="EXP_OR_MODEL", help="experiment directory (its model.pt), "
+                   "model file, or float model folder")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write (replaced if it is one)")
+    _option(p, "--weights", cfg=PackageConfig, choices=["safetensors", "onnx"], help="weights file format")
+    _flag(p, "--int8", help="dynamic int8 weights (about a quarter of the size)")
+    p.add_argument("--lm", type=Path, help="KenLM file for beam-lm search, copied into the folder")
+    p.add_argument("--lexicon", type=Path, help="lexicon from 'asr lm lexicon', copied into the folder")
+    p.add_argument("--lm-params", type=Path, help="tuned values from 'asr tune'; also names the LM and lexicon "
+                   "unless given (default: lm-params.yaml next to the model, if it exists)")
+    p.add_argument("--train-cuts", type=Path, help="training manifest: corpus, hours and licence for the card")
+    p.add_argument("--results", type=Path, help="Markdown WER table for the card (default: decode/results.md "
+                   "next to the model, if it exists)")
+    p.set_defaults(func=_package)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,8 @@ __all__ = [
     "LibriSpeechPrepareConfig",
     "AverageConfig",
     "ScoreConfig",
+    "ExportConfig",
+    "PackageConfig",
     "from_dict",
     "to_dict",
     "load_config",
@@ -225,6 +227,20 @@ class ScoreConfig:
     html: bool = True  # write report.html with plots (needs matplotlib)
     n_boot: int = 1000  # compare: bootstrap resamples
     seed: int = 0  # compare: seed of the resampling
+
+
+@dataclass
+class ExportConfig:
+    format: str = "torchscript"  # "torchscript" (runs with torch alone) or "onnx" (runs under onnxruntime)
+    int8: bool = False  # dynamic int8: int8 weights of the recurrent and linear layers, activations quantized per batch
+    opset: int = 17  # ONNX opset of the exported graph
+    atol: float = 1e-4  # largest |exported - eager| log-probability accepted by the export check (fp32)
+
+
+@dataclass
+class PackageConfig:
+    weights: str = "safetensors"  # weights file of the model folder: "safetensors" (PyTorch) or "onnx"
+    int8: bool = False  # store dynamic-int8 weights (PyTorch: int8 safetensors; ONNX: onnxruntime quantization)
 
 
 def to_dict(cfg: Any) -> dict:

@@ -1,4 +1,5 @@
-"""``asr export``: the TorchScript model equals the eager one and runs without the ``asr`` package."""
+"""``asr export``: TorchScript and ONNX models equal the eager one (int8: close to it) and run without the
+``asr`` package."""
 
 from __future__ import annotations
 
@@ -104,3 +105,65 @@ def test_export_of_a_bad_model_file_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"asr export: error: {bad}: ") and err.count("\n") == 1
     assert not (tmp_path / "m.ts").exists()
+
+
+@pytest.mark.parametrize("cell, kind, factor, bidirectional, projection", [
+    ("lstm", "stack", 3, True, 0), ("gru", "conv", 2, True, 16), ("rnn", "stack", 4, False, 0),
+])
+def test_onnx_export_equals_eager_under_onnxruntime(tmp_path, real_feats, cell, kind, factor, bidirectional,
+                                                    projection):
+    from asr.model.files import load_acoustic_model
+    from asr.model.onnx_model import OnnxModel
+
+    _, feats, feat_lens = real_feats
+    model_path = _save_model(tmp_path / "m.pt", cell, kind, factor, bidirectional, projection)
+    assert main(["export", str(model_path), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    onnx_model, tokenizer, extras = load_acoustic_model(tmp_path / "m.onnx")  # the file describes itself
+    model, expected_tokenizer = load_model(model_path)
+    assert isinstance(onnx_model, OnnxModel) and extras.kind == "onnx" and extras.quantization is None
+    assert onnx_model.cfg == model.cfg and tokenizer.units == expected_tokenizer.units
+    with torch.inference_mode():
+        expected, expected_lens = model(feats, feat_lens)
+        got, got_lens = onnx_model(feats, feat_lens)  # batch 3, real utterances of three lengths
+        assert torch.equal(got_lens, expected_lens) and got.shape == expected.shape
+        for b, n in enumerate(expected_lens.tolist()):
+            torch.testing.assert_close(got[b, :n], expected[b, :n], atol=1e-4, rtol=0)
+            alone, _ = onnx_model(feats[b : b + 1, : feat_lens[b]], feat_lens[b : b + 1])  # batch 1, no padding
+            torch.testing.assert_close(alone[0], got[b, :n], atol=1e-4, rtol=0)
+        cut, cut_lens = feats[:2, :101], torch.tensor([101, 77])  # another time length and batch size
+        torch.testing.assert_close(onnx_model(cut, cut_lens)[0][1, : 77 // factor],
+                                   model(cut, cut_lens)[0][1, : 77 // factor], atol=1e-4, rtol=0)
+
+
+def test_int8_exports_are_quantized_and_close_to_float(tmp_path, real_feats):
+    import onnx
+
+    from asr.model.files import load_acoustic_model, quantize_int8
+
+    _, feats, feat_lens = real_feats
+    model_path = _save_model(tmp_path / "m.pt")
+    assert main(["export", str(model_path), "--format", "onnx", "--int8", "--out", str(tmp_path / "m8.onnx")]) == 0
+    assert main(["export", str(model_path), "--int8", "--out", str(tmp_path / "m8.ts")]) == 0
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "m8.onnx")).graph.node}
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= ops and "LSTM" not in ops
+    onnx_model, _, extras = load_acoustic_model(tmp_path / "m8.onnx")
+    assert extras.quantization == "int8"
+    model, _ = load_model(model_path)
+    scripted = torch.jit.load(str(tmp_path / "m8.ts"))
+    with torch.inference_mode():
+        expected, lens = model(feats, feat_lens)
+        for got, _ in (onnx_model(feats, feat_lens), scripted(feats, feat_lens)):
+            for b, n in enumerate(lens.tolist()):
+                assert float((got[b, :n] - expected[b, :n]).abs().max()) < 0.1  # int8 noise, not another model
+                assert 0 < float((got[b, :n] - expected[b, :n]).abs().max())  # it really is quantized
+        torch.testing.assert_close(scripted(feats, feat_lens)[0], quantize_int8(model)(feats, feat_lens)[0],
+                                   atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 100, b"not an onnx graph at all"])
+def test_a_broken_onnx_file_is_one_clear_error(tmp_path, capsys, content):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    assert main(["export", str(bad), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asr export: error: {bad}: not a readable ONNX model") and err.count("\n") == 1

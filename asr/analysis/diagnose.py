@@ -273,7 +273,7 @@ def default_label(path: str | Path) -> str:
 
 def load_models(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> dict:
     """``{label: model}`` from model files or checkpoints (labels default to ``default_label``)."""
-    from ..inference.recognizer import load_acoustic_model
+    from ..model.files import load_acoustic_model
 
     if labels is None:
         labels = [default_label(p) for p in paths]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,44 +28,16 @@ from tqdm import tqdm
 from ..audio.io import AudioError, audio_info
 from ..config import DecodeConfig, SearchConfig, SegmentConfig, TranscribeConfig
 from ..data.cuts import load_cuts
-from ..decoding.confidence import Calibrator, default_calibration_path, load_calibrator
+from ..decoding.confidence import CALIBRATION_FILE, Calibrator, default_calibration_path, load_calibrator
 from ..decoding.resolve import check_options, make_search, method_options
 from ..decoding.search import BeamSearch, GreedySearch, decode_cuts, frame_shift, write_hypotheses
-from ..model.checkpoint import CheckpointError, load_model
+from ..model.files import load_acoustic_model
 from .outputs import FORMATS, Transcript, write_outputs
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
-__all__ = ["load_acoustic_model", "Recognizer", "decode", "transcribe"]
+__all__ = ["Recognizer", "decode", "transcribe"]
 
 log = logging.getLogger(__name__)
-
-
-def _is_torchscript(path: str | Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def load_acoustic_model(path: str | Path):
-    """(model in eval mode on the CPU, tokenizer) from a model file (``asr average``) or a training checkpoint.
-
-    The one loader of the inference side: other model formats are added here.
-
-    Raises:
-        CheckpointError: one line naming the file, however odd the file is.
-    """
-    if _is_torchscript(path):
-        raise CheckpointError(f"{path}: a TorchScript export ('asr export'), not a model file; give the model "
-                              "file it was exported from")
-    try:
-        return load_model(path)
-    except CheckpointError:
-        raise
-    except (TypeError, AttributeError, IndexError, KeyError, ValueError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: incompatible model file ({reason})") from None
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -115,7 +86,10 @@ class Recognizer:
         """Load a model file or training checkpoint and build the search.
 
         Args:
-            path: a model file (``asr average``) or a training checkpoint.
+            path: a model folder (``asr package``), an ``.onnx`` export, a model file (``asr average``),
+                a training checkpoint, or a hub id ``owner/name`` (``asr.model.files.load_acoustic_model``).
+                A folder's LM, lexicon and tuned values serve beam-lm, its ``calibration.json`` the
+                word confidences.
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"``.
             method: ``"greedy"``, ``"beam"`` or ``"beam-lm"``.
             lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
@@ -125,14 +99,18 @@ class Recognizer:
                 use is a ``ValueError``.
         """
         check_options(method, search_options, lm_params)  # before the (slow) model load
-        model, tokenizer = load_acoustic_model(path)
+        model, tokenizer, extras = load_acoustic_model(path)
         model = model.to(_device(device))
-        search = make_search(tokenizer, method, search_options, lm_params, model_path=path,
+        folder = extras.source if extras.source.is_dir() else None
+        model_path = path if folder is None else None  # a file's lm-params.yaml lies beside it
+        if method == "beam-lm" and folder is not None and lm_params is None:  # the folder's LM and tuned values
+            search_options = {**extras.beam_lm_options(), **{k: v for k, v in search_options.items() if v is not None}}
+        search = make_search(tokenizer, method, search_options, lm_params, model_path=model_path,
                              frame_shift=frame_shift(model))
-        calibration = default_calibration_path(path)
+        calibration = folder / CALIBRATION_FILE if folder is not None else default_calibration_path(path)
         calibrator = load_calibrator(calibration) if calibration.is_file() else None  # from 'asr calibrate'
         return cls(model, tokenizer, search, batch_size=batch_size, segment=segment, channel=channel,
-                   model_path=path, calibrator=calibrator)
+                   model_path=model_path, calibrator=calibrator)
 
     def with_search(self, method: str, lm_params: str | Path | None = None, **search_options: Any) -> Recognizer:
         """The same model (not copied) with another search, e.g. ``r.with_search("beam", beam_size=32)``."""
@@ -233,7 +211,7 @@ def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
     options it takes (an option no method takes is a ``ValueError``). Returns the text files.
     """
     check_options(methods, search_options, lm_params)
-    model, tokenizer = load_acoustic_model(model_path)
+    model, tokenizer, _ = load_acoustic_model(model_path)
     cuts = load_cuts(cuts_path)
     recognizer = Recognizer(model.to(_device(device)), tokenizer, model_path=model_path)
     given = {k: v for k, v in (search_options or {}).items() if v is not None}

@@ -29,7 +29,7 @@ import torch
 from asr.config import DecodeConfig
 from asr.data.cuts import FeatureBatcher, eval_batches, load_cuts
 from asr.decoding.search import BeamSearch
-from asr.decoding.tune import read_lm_params
+from asr.decoding.resolve import read_lm_params
 from asr.model.checkpoint import load_model
 from asr.scoring.align import align_pair
 from asr.scoring.score import score
