@@ -498,6 +498,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_curves_parser(sub)
     _add_calibrate_parser(sub)
     _add_package_parser(sub)
+    _add_stream_parser(sub)
     return parser
 
 
@@ -543,6 +544,51 @@ def _add_package_parser(sub) -> None:
     p.add_argument("--results", type=Path, help="Markdown WER table for the card (default: decode/results.md "
                    "next to the model, if it exists)")
     p.set_defaults(func=_package)
+
+
+def _add_stream_parser(sub) -> None:
+    from .config import StreamConfig
+
+    d = StreamConfig()
+    p = sub.add_parser("stream", help="live recognition of a file or of raw PCM on stdin: partial and final results")
+    p.add_argument("model", type=Path, help="a streamable model file (unidirectional or LC-BLSTM)")
+    p.add_argument("audio", nargs="?", default="-", help="audio file, or '-' (default) for raw 16-bit little-endian "
+                   "mono PCM on stdin (ffmpeg -f s16le -ac 1 -, arecord -f S16_LE)")
+    p.add_argument("--sample-rate", type=int, help=f"rate of the PCM on stdin (default {d.pcm_sample_rate})")
+    p.add_argument("--realtime", action="store_true", help="feed a file no faster than real time")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="text: final results one per line, "
+                   "partial ones on one updating stderr line; json: one Vosk-shaped object per event on stdout")
+    p.add_argument("--method", choices=["greedy", "beam"], help=f"search (default {d.method}); beam takes the "
+                   "beam options below, LM and lexicon included")
+    p.add_argument("--endpoint-silence-ms", type=float, help="blank output this long after speech ends a segment "
+                   f"(default {d.endpoint_silence_ms:g}; 0 = off)")
+    p.add_argument("--max-segment", type=float, help=f"seconds after which a segment ends anyway (default "
+                   f"{d.max_segment_s:g}; 0 = no limit)")
+    p.add_argument("--partial-interval-ms", type=float, help=f"partial results at most this often (default "
+                   f"{d.partial_interval_ms:g})")
+    p.add_argument("--block-ms", type=float, help=f"audio fed per step (default {d.block_ms:g})")
+    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16)")
+    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+    p.add_argument("--lm", type=Path, help="KenLM model (ARPA or binary): words with --lexicon, else the model's units")
+    p.add_argument("--lexicon", type=Path, help="WORD<TAB>UNITS file from 'asr lm lexicon'")
+    p.add_argument("--lm-weight", type=float, help="LM weight (default 2.0)")
+    p.add_argument("--word-score", type=float, help="score added per word, lexicon search only (default 0)")
+    p.set_defaults(func=_stream)
+
+
+def _stream(args) -> None:
+    from .config import StreamConfig
+    from .inference.stream import stream_audio
+
+    given = dict(method=args.method, endpoint_silence_ms=args.endpoint_silence_ms, max_segment_s=args.max_segment,
+                 partial_interval_ms=args.partial_interval_ms, block_ms=args.block_ms, pcm_sample_rate=args.sample_rate)
+    beam = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, lm=args.lm, lexicon=args.lexicon,
+                lm_weight=args.lm_weight, word_score=args.word_score)
+    beam = {k: v for k, v in beam.items() if v is not None}
+    cfg = StreamConfig(**{k: v for k, v in given.items() if v is not None})
+    if beam and cfg.method != "beam":
+        raise ValueError(f"{', '.join(sorted(beam))}: only for --method beam")
+    stream_audio(args.model, args.audio, cfg, args.format, args.realtime, **beam)
 
 
 def main(argv: list[str] | None = None) -> int:

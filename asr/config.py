@@ -21,6 +21,7 @@ __all__ = [
     "SubsamplingConfig",
     "EncoderConfig",
     "ModelConfig",
+    "StreamConfig",
     "TokenizerConfig",
     "DataConfig",
     "OptimConfig",
@@ -78,6 +79,9 @@ class EncoderConfig:
     bidirectional: bool = True  # add a backward direction to every layer
     projection_size: int = 0  # linear projection after each layer; 0 = none
     dropout: float = 0.2  # dropout after each layer (training only)
+    lookahead_frames: int = 0  # frames of right context stacked onto each input frame before the first layer; 0 = none
+    chunk_frames: int = 0  # LC-BLSTM chunk Nc (frames after subsampling); 0 = full-utterance bidirectional
+    right_context: int = 0  # LC-BLSTM right context Nr (frames after subsampling) read by every chunk's window
 
 
 @dataclass
@@ -86,6 +90,16 @@ class ModelConfig:
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training-time masking
     subsampling: SubsamplingConfig = field(default_factory=SubsamplingConfig)  # frame-rate reduction
     encoder: EncoderConfig = field(default_factory=EncoderConfig)  # recurrent stack
+
+
+@dataclass
+class StreamConfig:
+    method: str = "greedy"  # "greedy" or "beam" (torchaudio ctc_decoder, incremental; LM/lexicon via beam options)
+    endpoint_silence_ms: float = 800.0  # blank-only output this long after speech ends a segment; 0 = off
+    max_segment_s: float = 20.0  # a segment is ended after this much audio even without a pause; 0 = no limit
+    partial_interval_ms: float = 200.0  # ``partial()`` recomputes the text at most this often (audio time)
+    block_ms: float = 100.0  # ``asr stream``: audio read and fed per step
+    pcm_sample_rate: int = 16000  # ``asr stream -``: rate of the raw 16-bit little-endian PCM on stdin
 
 
 @dataclass

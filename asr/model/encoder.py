@@ -1,9 +1,29 @@
-"""Stacked recurrent encoders (LSTM, GRU, vanilla tanh RNN), uni- or bidirectional.
+"""Stacked recurrent encoders (LSTM, GRU, vanilla tanh RNN): bidirectional, unidirectional, latency-controlled.
 
 Each direction is its own single-layer cuDNN/oneDNN module fed *padded* input, which takes
 the fused kernels (packed sequences do not on CPU). The backward direction reads every
 utterance reversed within its own length (``reverse_padded``), so it starts at the last
 real frame and never sees padding: an utterance's output does not depend on the batch.
+
+Three ways to run, all from ``EncoderConfig``:
+
+* full-utterance bidirectional (``bidirectional=True, chunk_frames=0``): cannot stream.
+* unidirectional (``bidirectional=False``), optionally with ``lookahead_frames`` La: input frame
+  t of the first layer is frames t..t+La of the encoder input stacked (zeros past the end).
+* latency-controlled bidirectional (LC-BLSTM, ``chunk_frames`` Nc > 0, ``right_context`` Nr),
+  as in Kaldi / Zhang et al. 2016: the input is cut into chunks of Nc frames; chunk c's *window*
+  is frames [c*Nc, c*Nc + Nc + Nr). Every layer runs on every window: its forward direction
+  starts from the state it had after chunk c-1's Nc centre frames and runs on through the Nr
+  right-context frames (that state is not carried); its backward direction starts from zero
+  at the window's last frame. The next layer reads the window's outputs, right context
+  included, so the right context costs Nr frames once, not once per layer. Only the centre
+  frames' outputs leave the encoder. Training runs exactly this (per layer: one forward call
+  per chunk on (B, Nc, D) for the carried state, one on (B * C, Nr, D) for all right contexts,
+  one backward call on (B * C, Nc + Nr, D)), and so does ``EncoderStream``.
+
+Algorithmic look-ahead, in encoder-input frames beyond a frame: La for unidirectional models;
+La + Nc - 1 + Nr for LC-BLSTM (the first frame of a chunk waits for the rest of its chunk and
+the right context). ``EncoderStream`` runs a model incrementally with exactly these waits.
 """
 
 from __future__ import annotations
@@ -16,7 +36,8 @@ from torch import Tensor, nn
 from ..config import EncoderConfig
 from ..masks import make_pad_mask
 
-__all__ = ["CELLS", "reverse_padded", "RecurrentLayer", "Dropout", "RecurrentEncoder", "build_encoder"]
+__all__ = ["CELLS", "reverse_padded", "stack_lookahead", "RecurrentLayer", "Dropout", "RecurrentEncoder",
+           "EncoderStream", "build_encoder"]
 
 CELLS = {
     "lstm": nn.LSTM,
@@ -43,6 +64,32 @@ def reverse_padded(x: Tensor, lens: Tensor) -> Tensor:
     return x.reshape(batch * frames, dim).index_select(0, rows.reshape(-1)).reshape(batch, frames, dim)
 
 
+def stack_lookahead(x: Tensor, lens: Tensor, frames: int) -> Tensor:
+    """Stack every frame with the ``frames`` frames after it; frames past ``lens`` read as zeros.
+
+    Args:
+        x (Tensor): (B, T, D).
+        lens (Tensor): (B,) int64 valid frames.
+        frames: look-ahead La.
+
+    Returns:
+        Tensor: (B, T, (La + 1) * D), ``out[b, t] = cat(x[b, t], ..., x[b, t + La])``.
+    """
+    if frames == 0:
+        return x
+    x = x.masked_fill(make_pad_mask(lens, x.size(1))[..., None], 0.0)
+    padded = torch.nn.functional.pad(x, (0, 0, 0, frames))  # (B, T + La, D)
+    return torch.cat([padded[:, i : i + x.size(1)] for i in range(frames + 1)], dim=-1)  # (B, T, (La+1)*D)
+
+
+def _stack_states(states: list, batch: int):
+    """Per-chunk forward states [(1, B, H) or tuple of them] x C -> (1, B * C, H) rows in (b, c) order."""
+    if isinstance(states[0], tuple):
+        return tuple(_stack_states([s[i] for s in states], batch) for i in range(len(states[0])))
+    stacked = torch.stack(states, dim=2)  # (1, B, C, H)
+    return stacked.reshape(1, batch * len(states), stacked.size(-1))
+
+
 class RecurrentLayer(nn.Module):
     """One layer: a forward module and, if bidirectional, a backward one on reversed input."""
 
@@ -60,6 +107,40 @@ class RecurrentLayer(nn.Module):
             return out
         back, _ = self.bwd(reverse_padded(x, lens))
         return torch.cat([out, reverse_padded(back, lens)], dim=-1)  # (B, T, 2H)
+
+    @torch.jit.unused
+    def forward_windows(self, win: Tensor, win_lens: Tensor, chunk: int, state=None):
+        """Latency-controlled pass over chunk windows (see the module docstring).
+
+        Args:
+            win (Tensor): (B, C, W, D), window c of utterance b holds frames [c*Nc, c*Nc + W).
+            win_lens (Tensor): (B, C) int64 valid frames of each window (0 past the utterance).
+            chunk: Nc, the centre frames of a window.
+            state: forward state before chunk 0 (None: zeros).
+
+        Returns:
+            (out (B, C, W, H'), state after the last chunk's centre frames).
+        """
+        batch, chunks, width, dim = win.shape
+        centres, states = [], []
+        for c in range(chunks):  # the carried state is sequential in c
+            out, state = self.fwd(win[:, c, :chunk], state)  # (B, Nc, H)
+            centres.append(out)
+            states.append(state)
+        fwd = torch.stack(centres, dim=1)  # (B, C, Nc, H)
+        if width > chunk:  # right context: each window continues from its own chunk's state
+            right = win[:, :, chunk:].reshape(batch * chunks, width - chunk, dim)  # (B*C, Nr, D)
+            right_out, _ = self.fwd(right, _stack_states(states, batch))
+            fwd = torch.cat([fwd, right_out.reshape(batch, chunks, width - chunk, -1)], dim=2)  # (B, C, W, H)
+        if self.bwd is None:
+            return fwd, state
+        flat = win.reshape(batch * chunks, width, dim)  # (B*C, W, D)
+        lens = win_lens.reshape(-1)
+        rows = lens.nonzero().squeeze(1)  # windows past an utterance's end are skipped
+        back, _ = self.bwd(reverse_padded(flat.index_select(0, rows), lens[rows]))
+        back = reverse_padded(back, lens[rows])  # (R, W, H)
+        back = back.new_zeros(batch * chunks, width, back.size(-1)).index_copy(0, rows, back)
+        return torch.cat([fwd, back.reshape(batch, chunks, width, -1)], dim=-1), state  # (B, C, W, 2H)
 
 
 class Dropout(nn.Module):
@@ -85,15 +166,21 @@ class Dropout(nn.Module):
 class RecurrentEncoder(nn.Module):
     """``num_layers`` recurrent layers, each followed by dropout and an optional projection."""
 
+    __jit_unused_properties__ = ["streamable"]
+
     def __init__(self, cfg: EncoderConfig, input_dim: int):
         super().__init__()
         if cfg.cell not in CELLS:
             raise ValueError(f"encoder.cell: expected one of {sorted(CELLS)}, got {cfg.cell!r}")
         if cfg.num_layers < 1:
             raise ValueError(f"encoder.num_layers: expected >= 1, got {cfg.num_layers}")
+        _check_streaming_fields(cfg)
+        self.lookahead = cfg.lookahead_frames
+        self.chunk_frames = cfg.chunk_frames
+        self.right_context = cfg.right_context
         self.layers = nn.ModuleList()
         self.projections = nn.ModuleList()
-        dim = input_dim
+        dim = input_dim * (cfg.lookahead_frames + 1)
         for _ in range(cfg.num_layers):
             layer = RecurrentLayer(cfg.cell, dim, cfg.hidden_size, cfg.bidirectional)
             self.layers.append(layer)
@@ -108,9 +195,116 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, T, D), lens (B,) -> enc_out (B, T, output_dim) with padding zeroed, lens."""
-        for layer, proj in zip(self.layers, self.projections):
-            x = proj(self.dropout(layer(x, lens)))
+        x = stack_lookahead(x, lens, self.lookahead)  # (B, T, (La+1)*D)
+        if self.chunk_frames > 0:
+            x = self._forward_chunked(x, lens)
+        else:
+            for layer, proj in zip(self.layers, self.projections):
+                x = proj(self.dropout(layer(x, lens)))
         return x.masked_fill(make_pad_mask(lens, x.size(1))[..., None], 0.0), lens
+
+    @property
+    def streamable(self) -> bool:
+        """False for a full-utterance bidirectional encoder, which needs the whole input first."""
+        return self.chunk_frames > 0 or all(layer.bwd is None for layer in self.layers)
+
+    @torch.jit.unused
+    def forward_windows(self, win: Tensor, win_lens: Tensor, states: list | None = None):
+        """All layers over chunk windows: (B, C, W, D), (B, C) -> (B, C, W, H), per-layer states after."""
+        states = states or [None] * len(self.layers)
+        new_states = []
+        for layer, proj, state in zip(self.layers, self.projections, states):
+            win, state = layer.forward_windows(win, win_lens, self.chunk_frames, state)
+            win = proj(self.dropout(win))
+            new_states.append(state)
+        return win, new_states
+
+    @torch.jit.unused
+    def _forward_chunked(self, x, lens):  # no annotations: TorchScript reads those of unused methods
+        """(B, T, D) -> (B, T, H) through windows of Nc + Nr frames (the LC-BLSTM)."""
+        batch, frames, dim = x.shape
+        nc, width = self.chunk_frames, self.chunk_frames + self.right_context
+        chunks = -(-frames // nc)
+        padded = torch.nn.functional.pad(x, (0, 0, 0, chunks * nc + self.right_context - frames))
+        win = padded.unfold(1, width, nc).transpose(2, 3)  # (B, C, D, W) -> (B, C, W, D)
+        starts = torch.arange(chunks, device=lens.device) * nc  # (C,)
+        win_lens = (lens[:, None] - starts).clamp(0, width)  # (B, C)
+        out, _ = self.forward_windows(win, win_lens)
+        return out[:, :, :nc].reshape(batch, chunks * nc, -1)[:, :frames]  # (B, C, Nc, H) -> (B, T, H)
+
+
+def _check_streaming_fields(cfg: EncoderConfig) -> None:
+    for name in ("lookahead_frames", "chunk_frames", "right_context"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"encoder.{name}: expected >= 0, got {getattr(cfg, name)}")
+    if cfg.chunk_frames > 0 and not cfg.bidirectional:
+        raise ValueError("encoder.chunk_frames: latency control is for bidirectional encoders (bidirectional=true); "
+                         "a unidirectional one streams as it is (use lookahead_frames for right context)")
+    if cfg.right_context > 0 and cfg.chunk_frames == 0:
+        raise ValueError(f"encoder.right_context: {cfg.right_context} needs encoder.chunk_frames > 0")
+
+
+class EncoderStream:
+    """Runs a streamable ``RecurrentEncoder`` incrementally on one stream; outputs equal ``forward``'s.
+
+    Feed encoder-input frames as they come (``step``); each output frame comes out as soon as
+    everything it depends on has arrived: after La more frames (unidirectional) or once its
+    chunk's window of Nc + Nr frames is complete (LC-BLSTM). ``step(..., final=True)`` flushes
+    the rest as ``forward`` treats the end of an utterance. Holds at most La + Nc + Nr input
+    frames and one recurrent state per layer. One object per stream; the encoder is only read.
+    """
+
+    def __init__(self, encoder: RecurrentEncoder):
+        if not encoder.streamable:
+            raise ValueError("a full-utterance bidirectional encoder cannot stream: train a unidirectional "
+                             "(encoder.bidirectional=false) or latency-controlled (encoder.chunk_frames > 0) model")
+        self.encoder = encoder
+        self.raw: Tensor | None = None  # (1, n, D) input frames kept for the look-ahead
+        self.raw_start = 0  # stream index of raw[0]
+        self.pending: Tensor | None = None  # (1, n, (La+1)*D) stacked frames waiting for their window (LC)
+        self.states: list = [None] * len(encoder.layers)
+
+    @staticmethod
+    def _cat(old: Tensor | None, new: Tensor) -> Tensor:
+        return new if old is None else torch.cat([old, new], dim=1)
+
+    def _stacked(self, x: Tensor, final: bool) -> Tensor:
+        """New input frames -> the stacked frames whose look-ahead is complete."""
+        la = self.encoder.lookahead
+        if la == 0:
+            return x
+        raw = self._cat(self.raw, x)  # (1, n, D)
+        ready = raw.size(1) if final else max(raw.size(1) - la, 0)
+        lens = torch.tensor([raw.size(1)])
+        out = stack_lookahead(raw, lens, la)[:, :ready]  # zeros past the end only when final
+        self.raw = raw[:, ready:]
+        return out
+
+    @torch.no_grad()
+    def step(self, x: Tensor, final: bool = False) -> Tensor:
+        """x (1, N, D) new encoder-input frames -> (1, N', H) new output frames (N' may be 0)."""
+        enc = self.encoder
+        x = self._stacked(x, final)
+        if enc.chunk_frames == 0:
+            if x.size(1) == 0:
+                return x.new_zeros(1, 0, enc.output_dim)
+            for i, (layer, proj) in enumerate(zip(enc.layers, enc.projections)):
+                out, self.states[i] = layer.fwd(x, self.states[i])
+                x = proj(out)
+            return x
+        nc, width = enc.chunk_frames, enc.chunk_frames + enc.right_context
+        pending = self._cat(self.pending, x)
+        frames = pending.size(1)
+        chunks = -(-frames // nc) if final else (max(frames - width, -nc) // nc + 1)
+        if chunks == 0:
+            self.pending = pending
+            return pending.new_zeros(1, 0, enc.output_dim)
+        padded = torch.nn.functional.pad(pending, (0, 0, 0, max(chunks * nc + enc.right_context - frames, 0)))
+        win = padded[:, : chunks * nc + enc.right_context].unfold(1, width, nc).transpose(2, 3)  # (1, C, W, D)
+        win_lens = (frames - torch.arange(chunks) * nc).clamp(0, width)[None]  # (1, C)
+        out, self.states = enc.forward_windows(win, win_lens, self.states)
+        self.pending = pending[:, chunks * nc :]
+        return out[:, :, :nc].reshape(1, chunks * nc, -1)[:, : min(chunks * nc, frames)]  # (1, C*Nc, H)
 
 
 def build_encoder(cfg: EncoderConfig, input_dim: int) -> RecurrentEncoder:

@@ -7,11 +7,12 @@ CMVN), and ``out_lens = feat_lens // factor``.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ..config import SubsamplingConfig
 
-__all__ = ["StackSubsampling", "ConvSubsampling", "build_subsampling"]
+__all__ = ["StackSubsampling", "ConvSubsampling", "SubsamplingStream", "build_subsampling"]
 
 
 class StackSubsampling(nn.Module):
@@ -21,6 +22,7 @@ class StackSubsampling(nn.Module):
         super().__init__()
         self.factor = factor
         self.output_dim = input_dim * factor
+        self.context = (0, 0)  # input frames read before / after an output frame's own k frames
 
     def output_lengths(self, lens: Tensor) -> Tensor:
         return lens // self.factor
@@ -40,6 +42,7 @@ class ConvSubsampling(nn.Module):
         super().__init__()
         self.factor = factor
         self.output_dim = channels
+        self.context = (1, 1)  # the 3-tap convolution reads one frame on each side
         self.conv = nn.Sequential(
             nn.Conv1d(input_dim, channels, kernel_size=3, padding=1),
             nn.ReLU(),
@@ -53,6 +56,40 @@ class ConvSubsampling(nn.Module):
     def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         x = self.conv(x.transpose(1, 2))  # (B, T, F) -> (B, F, T) -> (B, C, T//k)
         return x.transpose(1, 2), self.output_lengths(lens)  # (B, T//k, C)
+
+
+class SubsamplingStream:
+    """Runs a subsampling module incrementally on one stream; outputs equal the module's on the whole input.
+
+    Output frame j reads input frames [j*k - left, (j+1)*k + right) (zeros outside the input), so
+    it comes out once frame (j+1)*k + right - 1 has arrived, or at the end (``final``). Each call
+    re-runs the module on the few frames kept for the left context.
+    """
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.buf: Tensor | None = None  # (1, n, F) input frames from stream index ``start``
+        self.start = 0  # a multiple of k
+        self.emitted = 0  # output frames given out so far
+
+    @torch.no_grad()
+    def step(self, x: Tensor, final: bool = False) -> Tensor:
+        """x (1, N, F) new input frames -> (1, N', D) new output frames."""
+        k = self.module.factor
+        left, right = self.module.context
+        buf = x if self.buf is None else torch.cat([self.buf, x], dim=1)
+        received = self.start + buf.size(1)
+        ready = received // k if final else max(received - right, 0) // k  # output frames [0, ready) are final
+        if ready <= self.emitted:
+            self.buf = buf
+            return buf.new_zeros(1, 0, self.module.output_dim)
+        out, _ = self.module(buf, torch.tensor([buf.size(1)]))  # output i is frame start // k + i
+        first = self.start // k
+        new = out[:, self.emitted - first : ready - first]
+        self.emitted = ready
+        keep = max(ready - (-(-left // k)), 0) * k  # left context rounded up to whole output frames
+        self.buf, self.start = buf[:, keep - self.start :], keep
+        return new
 
 
 def build_subsampling(cfg: SubsamplingConfig, input_dim: int) -> nn.Module:

@@ -1,0 +1,430 @@
+"""Live recognition: audio in as it comes, partial and final results out, one ``Stream`` per stream.
+
+    stream = Stream.from_file("exp/model.pt")             # or Stream(model, tokenizer, StreamConfig(...))
+    for block in microphone_blocks():                     # float32 samples, any block size
+        if stream.accept_waveform(block, 16000):          # True: a segment was finalized
+            for segment in stream.result():
+                print(segment.text, segment.words)        # words: asr.decoding.words.Word, seconds from the start
+        print(stream.partial(), end="\r")
+    for segment in stream.finish():
+        print(segment.text)
+
+What runs per block, incrementally, giving what the whole file gives (log-probs to ~1e-6):
+
+1. resampling to the model's rate, exact across blocks (torchaudio's sinc kernel, group by group);
+2. log-mel frames (``LogMel`` has no centre padding: frame t is samples [t*hop, t*hop + win));
+3. global CMVN, subsampling (``SubsamplingStream``: stacking or convolution, across block
+   boundaries) and the encoder (``EncoderStream``: a unidirectional model carries its (h, c)
+   per layer; an LC-BLSTM runs each chunk once its window of Nc + Nr frames is in);
+4. greedy search (argmax, collapse) or the beam search of ``asr.decoding.search.BeamSearch``
+   (same options, LM and lexicon included) fed frame blocks through torchaudio's
+   ``decode_begin`` / ``decode_step`` / ``decode_end``.
+
+Endpointing (``StreamConfig``): a segment ends once the best path has been blank for
+``endpoint_silence_ms`` after some speech, or after ``max_segment_s`` of audio. Then its result is
+fixed and the *search* restarts; the *encoder state carries on*, so the log-probs of a stream are
+those of the whole file whatever the endpoints, and the model keeps its context. A full-utterance
+bidirectional model cannot stream and is refused.
+
+Cost: a stream holds its segment's log-probs (``max_segment_s`` bounds them), a few frames of
+buffered audio and features, and one recurrent state per layer. Threads: one ``Stream`` per
+thread; streams share the model (only read, under ``torch.no_grad``) and a ``BeamSearch``'s loaded
+LM, but each has its own decoder state. The model part runs one stream per call (no batching
+across streams yet).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from torch import Tensor
+
+from ..audio.features import LogMel
+from ..audio.io import audio_info, read_blocks
+from ..config import StreamConfig
+from ..decoding.search import BeamSearch, frame_shift
+from ..decoding.words import Word, WordBoundaries, group_words, labels_from_path
+from ..model.checkpoint import load_model
+from ..model.encoder import EncoderStream
+from ..model.subsampling import SubsamplingStream
+
+__all__ = ["StreamResult", "ModelStream", "Endpointer", "Stream", "stream_audio"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    text: str  # the segment's transcript
+    words: tuple[Word, ...]  # words with times (seconds from the start of the stream) and confidences
+    start: float  # seconds from the start of the stream: the segment's first output frame
+    end: float  # seconds: end of its last output frame
+
+
+class _Resampler:
+    """``torchaudio.functional.resample`` of a growing signal, block by block, equal to resampling it whole.
+
+    The sinc resampler maps each group of ``orig`` input samples (rates divided by their gcd) to
+    ``new`` output samples, reading ``width`` more input samples on each side; a group is
+    computed once its right side has arrived, with its left side kept from the previous call.
+    """
+
+    def __init__(self, orig: int, new: int):
+        gcd = math.gcd(orig, new)
+        self.orig_freq, self.new_freq = orig, new
+        self.orig, self.new = orig // gcd, new // gcd
+        self.width = math.ceil(6 * self.orig / (min(self.orig, self.new) * 0.99))  # torchaudio's defaults
+        self.buf = torch.zeros(0)
+        self.start = 0  # input index of buf[0], a multiple of ``orig``
+        self.done = 0  # output groups given out
+
+    def __call__(self, samples: Tensor, final: bool = False) -> Tensor:
+        buf = torch.cat([self.buf, samples])
+        received = self.start + buf.numel()
+        if final:
+            ready_samples = math.ceil(self.new * received / self.orig)
+            ready = math.ceil(received / self.orig)
+        else:
+            ready = max(received - self.width, 0) // self.orig
+            ready_samples = ready * self.new
+        first = self.start // self.orig
+        out = torch.zeros(0)
+        if ready > self.done and buf.numel():
+            out = AF.resample(buf, self.orig_freq, self.new_freq)[(self.done - first) * self.new: ready_samples
+                                                                  - first * self.new]
+            self.done = ready
+        keep = max(self.done - math.ceil(self.width / self.orig), 0) * self.orig
+        self.buf, self.start = buf[keep - self.start:], keep
+        return out
+
+
+class ModelStream:
+    """Log-mel frames in, log-probs out, incrementally: CMVN, subsampling, encoder, output layer."""
+
+    def __init__(self, model):
+        self.model = model
+        self.subsampling = SubsamplingStream(model.subsampling)
+        self.encoder = EncoderStream(model.encoder)  # refuses a full-utterance bidirectional encoder
+
+    @torch.no_grad()
+    def step(self, feats: Tensor, final: bool = False) -> Tensor:
+        """feats (N, F) new log-mel frames -> (N', V) float32 log-probs of the output frames now fixed."""
+        x = self.model.cmvn(feats[None], torch.tensor([feats.size(0)]))  # (1, N, F)
+        x = self.subsampling.step(x, final)  # (1, N // k, D), roughly
+        x = self.encoder.step(x, final)  # (1, N'', H)
+        return self.model.output(x).float().log_softmax(dim=-1)[0]  # (N'', V)
+
+
+class Endpointer:
+    """Says at which output frame a segment ends (``StreamConfig``'s two rules), one frame at a time."""
+
+    def __init__(self, cfg: StreamConfig, shift: float, blank_id: int):
+        # frames, rounded up; the 1e-6 keeps 90 ms at 30 ms a frame at 3 frames despite float noise
+        self.silence_frames = math.ceil(cfg.endpoint_silence_ms / 1000 / shift - 1e-6) if cfg.endpoint_silence_ms > 0 \
+            else 0
+        self.max_frames = math.ceil(cfg.max_segment_s / shift - 1e-6) if cfg.max_segment_s > 0 else 0
+        self.blank_id = blank_id
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames = 0  # in the open segment
+        self.speech = False  # a non-blank frame seen in it
+        self.trailing = 0  # blank frames since the last non-blank one
+
+    def push(self, label: int) -> bool:
+        """Add one frame's best label; True when the segment ends with it (and the counts restart)."""
+        self.frames += 1
+        if label != self.blank_id:
+            self.speech, self.trailing = True, 0
+        else:
+            self.trailing += 1
+        end = (self.speech and 0 < self.silence_frames <= self.trailing) or 0 < self.max_frames <= self.frames
+        if end:
+            self.reset()
+        return end
+
+
+class Stream:
+    """Incremental recognition of one audio stream (see the module docstring).
+
+    Args:
+        model: a loaded ``CTCModel`` (unidirectional or LC-BLSTM); put in eval mode.
+        tokenizer: its tokenizer.
+        cfg: endpointing, partial interval and search method.
+        search: a ``BeamSearch`` for ``cfg.method == "beam"`` (default: one with default options);
+            the stream decodes with its own copy of the decoder, sharing the loaded LM.
+        keep_log_probs: keep every output frame's log-probs (``log_probs()``), for checks.
+    """
+
+    def __init__(self, model, tokenizer, cfg: StreamConfig | None = None, search: BeamSearch | None = None,
+                 keep_log_probs: bool = False):
+        cfg = cfg or StreamConfig()
+        if cfg.method not in ("greedy", "beam"):
+            raise ValueError(f"stream method: expected 'greedy' or 'beam', got {cfg.method!r}")
+        self.cfg = cfg
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.sample_rate = model.cfg.features.sample_rate
+        self.shift = frame_shift(model)
+        self._model = ModelStream(model)
+        self._logmel = LogMel(model.cfg.features)
+        self._samples = torch.zeros(0)  # audio not yet turned into frames
+        self._resampler: _Resampler | None = None
+        self._endpointer = Endpointer(cfg, self.shift, tokenizer.blank_id)
+        self._bounds = WordBoundaries(tokenizer)
+        self._search = None
+        if cfg.method == "beam":
+            search = search or BeamSearch(tokenizer)
+            # an independent decoder (its own state) on the same options and loaded LM
+            self._search = search.reweighted(search.options["lm_weight"], search.options["word_score"])
+        self._frames = 0  # output frames so far
+        self._segment: list[Tensor] = []  # log-probs (n, V) of the open segment
+        self._segment_start = 0  # its first output frame
+        self._results: list[StreamResult] = []
+        self._partial = ("", -1)  # (text, frame count it was computed at)
+        self._kept: list[Tensor] | None = [] if keep_log_probs else None
+        self._finished = False
+        self._begin_segment()
+
+    @classmethod
+    def from_file(cls, path: str | Path, cfg: StreamConfig | None = None, **beam_options) -> Stream:
+        """A stream on the model file ``path``; ``beam_options`` go to ``BeamSearch`` (``cfg.method="beam"``)."""
+        model, tokenizer = load_model(path)
+        cfg = cfg or StreamConfig()
+        search = BeamSearch(tokenizer, frame_shift=frame_shift(model), **beam_options) if cfg.method == "beam" else None
+        return cls(model, tokenizer, cfg, search)
+
+    # -- audio in ---------------------------------------------------------------------------------
+    def accept_waveform(self, samples, sample_rate: int) -> bool:
+        """Feed mono samples (float in [-1, 1], or int16 PCM values); True when new final results wait in ``result()``."""
+        if self._finished:
+            raise ValueError("accept_waveform: the stream is finished")
+        wave = self._as_tensor(samples)
+        if sample_rate != self.sample_rate:
+            if self._resampler is None:
+                self._resampler = _Resampler(sample_rate, self.sample_rate)
+            elif self._resampler.orig_freq != sample_rate:
+                raise ValueError(f"sample_rate: the stream started at {self._resampler.orig_freq} Hz, got {sample_rate}")
+            wave = self._resampler(wave)
+        before = len(self._results)
+        self._consume(self._model.step(self._features(wave)))
+        return len(self._results) > before
+
+    @staticmethod
+    def _as_tensor(samples) -> Tensor:
+        wave = torch.as_tensor(np.asarray(samples))
+        if wave.dtype == torch.int16:
+            wave = wave.float() / 32768.0
+        if wave.ndim != 1 or not wave.is_floating_point():
+            raise ValueError(f"samples: expected a 1-D float or int16 array, got {tuple(wave.shape)} {wave.dtype}")
+        return wave.float()
+
+    def _features(self, wave: Tensor, final: bool = False) -> Tensor:
+        """New samples -> the log-mel frames whose window is complete, (N, F)."""
+        samples = torch.cat([self._samples, wave])
+        count = self._logmel.num_frames(samples.numel())
+        feats = self._logmel(samples[: (count - 1) * self._logmel.hop + self._logmel.win]) if count else \
+            samples.new_zeros(0, self.model.cfg.features.num_mels)
+        self._samples = samples[count * self._logmel.hop:]
+        return feats
+
+    # -- search -----------------------------------------------------------------------------------
+    def _begin_segment(self) -> None:
+        self._segment = []
+        self._segment_start = self._frames
+        self._partial = ("", -1)
+        if self._search is not None:
+            self._search.decoder.decode_begin()
+
+    def _consume(self, log_probs: Tensor) -> None:
+        """Decode new output frames (N, V), ending segments where the endpointer says."""
+        if self._kept is not None:
+            self._kept.append(log_probs)
+        start = 0
+        for i, label in enumerate(log_probs.argmax(dim=-1).tolist()):
+            if self._endpointer.push(label):
+                self._decode(log_probs[start : i + 1])
+                self._end_segment()
+                start = i + 1
+        self._decode(log_probs[start:])
+
+    def _decode(self, log_probs: Tensor) -> None:
+        if log_probs.size(0) == 0:
+            return
+        self._segment.append(log_probs)
+        self._frames += log_probs.size(0)
+        if self._search is not None:
+            self._search.decoder.decode_step(log_probs.contiguous())
+
+    def _end_segment(self) -> None:
+        if self._segment:
+            result = self._segment_result()
+            if result.text:
+                self._results.append(result)
+        self._begin_segment()
+
+    def _segment_result(self) -> StreamResult:
+        log_probs = torch.cat(self._segment)  # (T, V)
+        frames = log_probs.size(0)
+        if self._search is None:
+            labels = log_probs.argmax(dim=-1)  # (T,) the best path
+            text = self._greedy_text(labels)
+        else:
+            search = self._search
+            if search._close_last_word:  # as BeamSearch: one frame where the word separator is certain
+                closing = torch.full((1, log_probs.size(1)), -1e4)
+                closing[0, search._sil_id] = 0.0
+                search.decoder.decode_step(closing)
+            search.decoder.decode_end()
+            best = search.decoder.get_final_hypothesis()
+            text = search._hypothesis(best[0]).text if best else ""
+            labels = self._path_labels(best[0], frames) if best else torch.zeros(frames, dtype=torch.int64)
+        offset = self._segment_start * self.shift
+        words = group_words(self.tokenizer, labels, log_probs, self.shift, offset, self._bounds)
+        return StreamResult(text, tuple(words), round(offset, 6), round(offset + frames * self.shift, 6))
+
+    def _greedy_text(self, labels: Tensor) -> str:
+        ids = torch.unique_consecutive(labels)
+        return self.tokenizer.decode(ids[ids != self.tokenizer.blank_id].tolist())
+
+    @staticmethod
+    def _path_labels(hyp, frames: int) -> Tensor:
+        """A beam hypothesis' path as frame labels (flashlight's timesteps count one start frame)."""
+        pairs = [(tok, t - 1) for tok, t in zip(hyp.tokens.tolist(), hyp.timesteps.tolist()) if 0 <= t - 1 < frames]
+        return labels_from_path([p[0] for p in pairs], [p[1] for p in pairs], frames)
+
+    # -- results out ------------------------------------------------------------------------------
+    def partial(self) -> str:
+        """Text of the open segment so far; recomputed at most every ``partial_interval_ms`` of audio."""
+        text, at = self._partial
+        interval = self.cfg.partial_interval_ms / 1000 / self.shift
+        if at >= 0 and self._frames - at < interval:
+            return text
+        if not self._segment:
+            text = ""
+        elif self._search is None:
+            text = self._greedy_text(torch.cat(self._segment).argmax(dim=-1))
+        else:
+            best = self._search.decoder.decoder.get_all_final_hypothesis()  # the beam's best so far
+            text = self._search._hypothesis(self._search.decoder._to_hypo(best[:1])[0]).text if best else ""
+        self._partial = (text, self._frames)
+        return text
+
+    def result(self) -> list[StreamResult]:
+        """The segments finalized since the last call (oldest first), each once."""
+        results, self._results = self._results, []
+        return results
+
+    def finish(self) -> list[StreamResult]:
+        """End of audio: flush every buffer, finalize the open segment; returns what ``result()`` would."""
+        if not self._finished:
+            if self._resampler is not None:
+                self._consume(self._model.step(self._features(self._resampler(torch.zeros(0), final=True))))
+            self._consume(self._model.step(self._features(torch.zeros(0)), final=True))
+            self._end_segment()
+            if self._search is not None:
+                self._search.decoder.decode_end()
+            self._finished = True
+        return self.result()
+
+    def log_probs(self) -> Tensor:
+        """(T', V) every output frame so far (only with ``keep_log_probs=True``)."""
+        if self._kept is None:
+            raise ValueError("log_probs: create the stream with keep_log_probs=True")
+        return torch.cat(self._kept) if self._kept else torch.zeros(0, len(self.tokenizer.units))
+
+
+def _pcm_blocks(source, block_samples: int):
+    """Raw 16-bit little-endian PCM from a binary file object, in blocks of ``block_samples`` (int16 arrays)."""
+    rest = b""
+    while True:
+        data = source.read(2 * block_samples)
+        if not data:
+            break
+        data = rest + data
+        usable = len(data) - len(data) % 2
+        rest = data[usable:]
+        yield np.frombuffer(data[:usable], dtype="<i2")
+
+
+def _event_lines(fmt: str, results: list[StreamResult]) -> list[str]:
+    if fmt == "json":
+        return [json.dumps({"result": [{"word": w.word, "start": w.start, "end": w.end, "conf": round(w.conf, 6)}
+                                       for w in r.words], "text": r.text}) for r in results]
+    return [r.text for r in results]
+
+
+def stream_audio(model_path: str | Path, source: str | Path, cfg: StreamConfig | None = None, fmt: str = "text",
+                 realtime: bool = False, out=None, partial_out=None, **beam_options) -> int:
+    """``asr stream``: recognize a file (``source``) or raw PCM on stdin (``"-"``) as a live stream.
+
+    Final results go to ``out`` (default stdout) as they are fixed: one line of text each, or with
+    ``fmt="json"`` one JSON object per event, the shapes of Vosk: ``{"partial": TEXT}`` whenever the
+    partial text changes and ``{"result": [{"word", "start", "end", "conf"}, ...], "text": TEXT}``.
+    In text mode partial results rewrite one line of ``partial_out`` (default stderr) with ``\r``.
+
+    Args:
+        model_path: a streamable model file.
+        source: an audio file (any format libsndfile reads, any rate) or ``"-"`` for raw 16-bit
+            little-endian mono PCM at ``cfg.pcm_sample_rate`` on stdin.
+        cfg: the stream's settings (method, endpointing, block size ...).
+        fmt: ``"text"`` or ``"json"``.
+        realtime: feed a file no faster than real time (as a microphone would).
+        beam_options: ``BeamSearch`` keyword arguments, for ``cfg.method="beam"``.
+
+    Returns:
+        The number of final results.
+    """
+    cfg = cfg or StreamConfig()
+    if fmt not in ("text", "json"):
+        raise ValueError(f"format: expected 'text' or 'json', got {fmt!r}")
+    out = out or sys.stdout
+    partial_out = partial_out or sys.stderr
+    if str(source) == "-":
+        rate = cfg.pcm_sample_rate
+        blocks = _pcm_blocks(sys.stdin.buffer, max(1, int(rate * cfg.block_ms / 1000)))
+    else:
+        rate = audio_info(source).samplerate  # one clear error for a missing or unreadable file
+        blocks = read_blocks(source, max(1, int(rate * cfg.block_ms / 1000)))
+    stream = Stream.from_file(model_path, cfg, **beam_options)
+    shown, count, started, fed = "", 0, time.monotonic(), 0
+
+    def emit(results: list[StreamResult]) -> None:
+        nonlocal shown, count
+        for line in _event_lines(fmt, results):
+            if fmt == "text" and shown:
+                partial_out.write("\r" + " " * len(shown) + "\r")
+                partial_out.flush()
+            out.write(line + "\n")
+            out.flush()
+            shown = ""
+            count += 1
+
+    for block in blocks:
+        if realtime and str(source) != "-":
+            time.sleep(max(0.0, started + fed / rate - time.monotonic()))
+        fed += len(block)
+        if stream.accept_waveform(block, rate):
+            emit(stream.result())
+        text = stream.partial()
+        if text != shown:
+            if fmt == "json":
+                out.write(json.dumps({"partial": text}) + "\n")
+                out.flush()
+            else:
+                partial_out.write("\r" + text + " " * max(len(shown) - len(text), 0))
+                partial_out.flush()
+            shown = text
+    emit(stream.finish())
+    if fmt == "text" and shown:
+        partial_out.write("\r" + " " * len(shown) + "\r")
+    return count
