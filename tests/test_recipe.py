@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import REPO, run_recipe
+from helpers import REPO, run_recipe
 
 TINY_CONFIG = """\
 model:
