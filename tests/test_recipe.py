@@ -51,6 +51,7 @@ def _tiny_an4(an4_dir: Path, root: Path, speakers_per_split: dict[str, int], utt
     return corpus
 
 
+@pytest.mark.slow  # 255 s with load average 10 on 2 cores
 def test_an4_recipe_stages_end_to_end(an4_dir, tmp_path):
     corpus = _tiny_an4(an4_dir, tmp_path / "corpus", {"train": 8, "test": 2})
     (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
