@@ -1,50 +1,12 @@
-"""Shared fixtures: where the real corpora are, and small AN4 manifests built once per session."""
+"""Shared fixtures: the real AN4 corpus and small AN4 manifests built once per session (helpers: helpers.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("ASR_TEST_DATA", REPO.parent / "shared" / "data"))
-
-
-def corpus_dir(name: str) -> Path:
-    """``DATA_ROOT/name``; skipped when absent, a failure under CI=true."""
-    path = DATA_ROOT / name
-    if not path.is_dir():
-        message = f"corpus {name!r} not found at {path} (set ASR_TEST_DATA)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-def run_recipe(recipe: str, args: list, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    """``bash recipes/RECIPE/run.sh ARGS`` in ``cwd`` with this venv's ``asr`` first on PATH; must succeed."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env)
-    result = subprocess.run(["bash", str(REPO / "recipes" / recipe / "run.sh"), *map(str, args)],
-                            cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def start_train(cuts: Path, exp: Path, overrides: list[str], until: Callable[[], bool], what: str,
-                **popen) -> subprocess.Popen:
-    """Start ``asr train`` on ``cuts`` in a subprocess; return once ``until()`` holds or the process ended."""
-    process = subprocess.Popen([sys.executable, "-m", "asr.cli", "train", "--train", str(cuts), "--dev", str(cuts),
-                                "--exp-dir", str(exp), *overrides], **popen)
-    deadline = time.time() + 120
-    while not until() and process.poll() is None:
-        assert time.time() < deadline, f"training never {what}"
-        time.sleep(0.02)
-    return process
+from helpers import corpus_dir
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +24,6 @@ def an4_manifests(an4_dir, tmp_path_factory) -> Path:
     return out
 
 
-# A one-layer 32-unit model on 12 s batches: seconds per epoch on the small sets below.
-TINY = [
-    "model.encoder.num_layers=1", "model.encoder.hidden_size=32", "model.subsampling.factor=3",
-    "data.max_duration=12.0", "data.num_buckets=2", "optim.warmup_steps=3", "log_every=1000",
-]
-
-
 @pytest.fixture(scope="session")
 def small_sets(an4_manifests, tmp_path_factory):
     """12 and 20 real AN4 training utterances as their own manifests."""
@@ -79,3 +34,25 @@ def small_sets(an4_manifests, tmp_path_factory):
     cuts.subset(first=12).to_file(out / "cuts12.jsonl.gz")
     cuts.filter(lambda c: c.duration < 3.5).subset(first=20).to_file(out / "cuts20.jsonl.gz")
     return out
+
+
+# Long tests that live in files edited by others, marked here (seconds measured with all of
+# tests/test_{train,train_faults,recipe,ddp,timit,librispeech}.py, load average about 10 on 2 cores).
+SLOW = {
+    "tests/test_librispeech.py::test_librispeech_recipe_stages_end_to_end": 449,
+    "tests/test_timit.py::test_timit_recipe_end_to_end": 314,
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """Mark the ``SLOW`` tests ``slow``; a listed test that its module lacks is an error."""
+    modules = {}
+    for item in items:
+        modules[item.nodeid.split("::")[0]] = item.module
+        if item.nodeid in SLOW:
+            item.add_marker(pytest.mark.slow)
+    missing = [node for node in SLOW if node.split("::")[0] in modules
+               and not hasattr(modules[node.split("::")[0]], node.split("::")[1])]
+    if missing:
+        raise pytest.UsageError(f"conftest.SLOW lists tests that do not exist: {missing}")

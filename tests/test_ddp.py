@@ -13,7 +13,7 @@ import torch
 from asr.model.checkpoint import load_file
 from asr.config import load_config
 from asr.data.cuts import load_cuts, train_sampler
-from conftest import REPO, TINY
+from helpers import REPO, TINY
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 

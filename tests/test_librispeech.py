@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from conftest import REPO, run_recipe
+from helpers import REPO, run_recipe
 
 TINY_CONFIG = """\
 model:

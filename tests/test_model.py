@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
-from asr.model.encoder import build_encoder, reverse_padded
+from asr.masks import make_pad_mask
 from asr.model.ctc import CTCModel
+from asr.model.encoder import CELLS as CELL_MODULES, RecurrentLayer, build_encoder, reverse_padded
 
 CELLS = ["lstm", "gru", "rnn"]
 DIRECTIONS = [True, False]
-SUBSAMPLING = [("stack", 1), ("stack", 2), ("stack", 4), ("conv", 2), ("conv", 4)]
+SUBSAMPLING = [("stack", 1), ("stack", 2), ("stack", 3), ("stack", 4), ("conv", 1), ("conv", 3), ("conv", 4)]
 
 
 def _model(cell: str, bidirectional: bool, kind: str, factor: int, projection: int = 0) -> CTCModel:
@@ -34,7 +36,11 @@ def test_forward_backward_shapes(cell, bidirectional, kind, factor):
     log_probs, out_lens = model(feats, feat_lens)
     assert out_lens.tolist() == [17 // factor, 9 // factor, 1 // factor]
     assert out_lens.dtype == torch.int64
+    assert torch.equal(model.output_lengths(feat_lens), out_lens)  # what collate and the CTC loss rely on
     assert log_probs.shape == (3, 17 // factor, 11)
+    padding = make_pad_mask(out_lens, log_probs.size(1))
+    bias_only = model.output.bias.log_softmax(-1)  # padded encoder frames are zero: log-probs of the bias alone
+    torch.testing.assert_close(log_probs[padding], bias_only.expand(int(padding.sum()), -1))
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, 17 // factor), atol=1e-5)
     log_probs[0, : out_lens[0]].sum().backward()
     grads = [p.grad for p in model.encoder.parameters()]
@@ -61,15 +67,28 @@ def test_output_independent_of_batch_padding(cell, bidirectional, kind, factor):
             torch.testing.assert_close(batch_lp[i, :n], alone_lp[0, :n], atol=1e-5, rtol=0)
 
 
-def test_padding_dependence_of_plain_bidirectional_lstm_is_real():
-    """The trap the encoder avoids: a plain padded nn.LSTM(bidirectional) changes with padding."""
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidirectional_layer_equals_packed_torch_module(cell):
+    """A bidirectional layer on padded input equals the packed-sequence torch module with the same weights.
+
+    A plain padded ``nn.LSTM(bidirectional=True)`` would differ: its backward direction starts in the padding.
+    """
     torch.manual_seed(2)
-    lstm = torch.nn.LSTM(8, 8, batch_first=True, bidirectional=True)
-    x = torch.randn(1, 10, 8)
-    padded = torch.cat([x, torch.zeros(1, 30, 8)], dim=1)
+    layer = RecurrentLayer(cell, 8, 6, bidirectional=True).eval()
+    reference = CELL_MODULES[cell](8, 6, batch_first=True, bidirectional=True)
     with torch.no_grad():
-        diff = (lstm(x)[0] - lstm(padded)[0][:, :10]).abs().max()
-    assert diff > 1e-3
+        for name, value in layer.fwd.named_parameters():
+            getattr(reference, name).copy_(value)
+        for name, value in layer.bwd.named_parameters():
+            getattr(reference, f"{name}_reverse").copy_(value)
+    lens = torch.tensor([10, 3, 7])
+    x = torch.randn(3, 10, 8).masked_fill(make_pad_mask(lens, 10)[..., None], 7.0)  # junk padding
+    packed = nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+    with torch.no_grad():
+        expected, _ = nn.utils.rnn.pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=10)
+        out = layer(x, lens)
+    valid = ~make_pad_mask(lens, 10)
+    torch.testing.assert_close(out[valid], expected[valid], atol=1e-5, rtol=0)
 
 
 def test_reverse_padded_reverses_valid_frames_only():

@@ -1,11 +1,22 @@
-"""Smoke run of every AN4 recipe stage on a tiny corpus in the real AN4 layout."""
+"""Recipe scripts: every AN4 stage on a tiny corpus in the real AN4 layout, the shared option parser,
+and the encoder study's conf files."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from pathlib import Path
 
-from conftest import REPO, run_recipe
+import pytest
+
+from asr.config import load_config
+from asr.data.corpora.an4 import parse_transcription
+from asr.data.tokenizer import CharTokenizer
+from asr.model.ctc import CTCModel
+from helpers import REPO, run_recipe
+
+SCRIPTS = ["an4/run.sh", "an4/compare.sh", "timit/run.sh", "librispeech/run.sh"]
 
 TINY_CONFIG = """\
 model:
@@ -40,6 +51,7 @@ def _tiny_an4(an4_dir: Path, root: Path, speakers_per_split: dict[str, int], utt
     return corpus
 
 
+@pytest.mark.slow  # 255 s with load average 10 on 2 cores
 def test_an4_recipe_stages_end_to_end(an4_dir, tmp_path):
     corpus = _tiny_an4(an4_dir, tmp_path / "corpus", {"train": 8, "test": 2})
     (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
@@ -66,3 +78,70 @@ def test_recipe_rejects_unknown_option(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown option --bogus" in result.stderr
+
+
+def _run(script: str, args: list, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "recipes" / script), *map(str, args)], cwd=cwd,
+                          env=dict(os.environ, **env), capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_parse_options_help_lists_every_declared_option(script, tmp_path):
+    text = (REPO / "recipes" / script).read_text()
+    declared = re.findall(r"^([a-z][a-z0-9_]*)=.*\s#", text.split("parse_options.sh")[0], flags=re.M)
+    assert "stage" in declared and "stop_stage" in declared
+    result = _run(script, ["--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = re.findall(r"^  --([a-z0-9-]+) ", result.stdout, flags=re.M)
+    assert listed == [name.replace("_", "-") for name in declared]
+    assert not any(tmp_path.iterdir())  # --help runs no stage
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("args, message", [
+    (["--bogus", "1"], "unknown option --bogus"),
+    (["--recipe-dir", "x"], "unknown option --recipe-dir"),  # a variable without a help comment is no option
+    (["stray"], "unknown option stray"),
+    (["--stage"], "option --stage needs a value"),
+])
+def test_parse_options_rejects_bad_arguments(script, args, message, tmp_path):
+    result = _run(script, args, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "--stop-stage" in result.stderr or "needs a value" in result.stderr  # names the known options
+
+
+def test_parse_options_values_reach_the_commands(tmp_path):
+    """With a recording ``asr`` first on PATH: ``--name value`` and ``--name=value`` set what the stages run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "asr").write_text('#!/bin/sh\necho "asr $*" >> "$ASR_LOG"\n')
+    (bin_dir / "asr").chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = _run("an4/run.sh", ["--config", "my conf.yaml", "--exp-dir=e x", "--avg", "3", "--stage=2",
+                                 "--stop-stage", "3"], work,
+                  PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "log").read_text().splitlines() == [
+        "asr train --config my conf.yaml --train data/manifests/an4_cuts_train.jsonl.gz "
+        "--dev data/manifests/an4_cuts_dev.jsonl.gz --exp-dir e x",
+        "asr average e x --last 3 --out e x/model.pt",
+    ]
+    assert [line.split(" ", 2)[2] for line in result.stdout.splitlines()] == [
+        "Stage 2: train with my conf.yaml into e x", "Stage 3: average the last 3 epoch checkpoints"]
+
+
+# compare.sh: every cell at about 4.19M parameters with AN4's 28 character units; the rest as conf/an4.yaml.
+COMPARE = [("rnn", 528, 4_192_348), ("gru", 298, 4_186_332), ("lstm", 256, 4_188_188)]
+
+
+@pytest.mark.parametrize("cell, hidden_size, num_params", COMPARE)
+def test_compare_conf_differs_from_an4_only_in_cell_size_and_epochs(cell, hidden_size, num_params, an4_dir):
+    conf = REPO / "conf"
+    cfg = load_config(conf / f"an4_{cell}.yaml")
+    assert cfg == load_config(conf / "an4.yaml", [f"model.encoder.cell={cell}",
+                                                   f"model.encoder.hidden_size={hidden_size}", "epochs=30"])
+    tokenizer = CharTokenizer.train(parse_transcription(an4_dir / "etc" / "an4_train.transcription").values())
+    assert len(tokenizer.units) == 28
+    assert sum(p.numel() for p in CTCModel(cfg.model, len(tokenizer.units)).parameters()) == num_params

@@ -2,7 +2,7 @@
 per-speaker and overall counts, and every number of its ``sum`` table.
 
 Skipped with a reason when sctk is not installed (``apt-get install sctk``), except under CI=true,
-where a missing sctk fails. The corpus-based sets also need ``ASR_TEST_DATA`` (see conftest.py).
+where a missing sctk fails. The corpus-based sets also need ``ASR_TEST_DATA`` (see helpers.py).
 """
 
 import os
@@ -19,7 +19,7 @@ from asr.scoring.score import ScoreResult, read_transcripts, sclite_speaker, sco
 from asr.scoring.report import sys_table
 from asr.scoring.stats import mapsswe
 from asr.scoring.normalize import Normalizer
-from conftest import corpus_dir
+from helpers import corpus_dir
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, corpus_dir, run_recipe
+from helpers import REPO, corpus_dir, run_recipe
 
 from asr.data.corpora.timit import (TIMIT_CORE_TEST_SPEAKERS, TIMIT_DEV_SPEAKERS, prepare_timit, read_phn,
                                read_speaker_list)

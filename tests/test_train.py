@@ -14,7 +14,7 @@ from asr.model.checkpoint import list_checkpoints, load_file
 from asr.config import load_config
 from asr.data.cuts import load_cuts
 from asr.training.loop import ctc_loss, lr_factor, train
-from conftest import TINY, start_train
+from helpers import TINY, start_train
 
 
 def test_ctc_loss_skips_utterances_too_short_for_their_labels():

@@ -16,7 +16,7 @@ from asr.config import load_config
 from asr.data.cuts import load_cuts, train_sampler
 from asr.model.ctc import CTCModel
 from asr.training.loop import train
-from conftest import TINY, start_train
+from helpers import TINY, start_train
 
 
 def _weights(path):

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # AN4 encoder study: vanilla tanh RNN vs GRU vs LSTM at an equal parameter budget.
 #
-# Every model uses the same features, x3 stacking, 3 bidirectional layers, optimiser,
-# schedule and seed as conf/an4.yaml, and the same number of epochs (--epochs, default 30 where
-# run.sh trains 40, so that the three runs fit in about an hour on 2 cores); only the cell and the
-# hidden size differ, chosen so that each model has 4.19M parameters:
-#   lstm 256 units -> 4,189,214   gru 298 units -> 4,187,526   rnn 528 units -> 4,194,462
+# Every model reads its own conf/an4_CELL.yaml (values only): the features, x3 stacking, 3 bidirectional
+# layers, optimiser, schedule and seed of conf/an4.yaml and 30 epochs where run.sh trains 40 (so that
+# the three runs fit in about an hour on 2 cores); only the cell and the hidden size differ, chosen so
+# that each model has 4.19M parameters:
+#   lstm 256 units -> 4,188,188   gru 298 units -> 4,186,332   rnn 528 units -> 4,192,348  (28 character units)
 #
 # Stages (each one `asr` command, run per cell where it says so):
 #   0 prepare   AN4 -> data/manifests (skipped if run.sh already did it)
-#   1 train     per cell -> $exp_root/CELL/checkpoints, log.csv (training curves)
+#   1 train     per cell, $conf_dir/an4_CELL.yaml -> $exp_root/CELL/checkpoints, log.csv (training curves)
 #   2 average   per cell -> $exp_root/CELL/model.pt
 #   3 decode    per cell, test cuts, greedy -> $exp_root/CELL/decode/hyp-test-CELL-greedy.txt
 #   4 lm        per cell, lexicon + tuned LM (needs data/lm/3gram.arpa from run.sh stage 6)
@@ -22,37 +22,27 @@
 set -euo pipefail
 recipe_dir=$(cd "$(dirname "$0")" && pwd)
 
-stage=0
-stop_stage=7
-data_dir=${AN4_DIR:-downloads/an4}
-config=$recipe_dir/../../conf/an4.yaml
-exp_root=exp/compare
-cells="rnn gru lstm"
-avg=5
-epochs=30
-threads=0
+stage=0                             # first stage to run
+stop_stage=7                        # last stage to run
+data_dir=${AN4_DIR:-downloads/an4}  # AN4 tree with etc/ and wav/
+conf_dir=$recipe_dir/../../conf     # holds an4_CELL.yaml for every cell
+exp_root=exp/compare                # one folder per cell, score/, diagnose/, curves.png
+cells="rnn gru lstm"                # cells to train and compare
+avg=5                               # epoch checkpoints averaged into model.pt
+epochs=                             # override the conf files' epochs; empty: theirs (30)
+threads=0                           # torch threads per training (0: all cores)
+. "$recipe_dir/../parse_options.sh"
+
 # Diagnose utterances: the three longest AN4 test recordings (5.8-6.2 s, 193-206 encoder frames).
 diag_utts="cen5-fcaw-b cen4-mdms2-b cen7-mdms2-b"
 
-while [ $# -gt 0 ]; do
-  case $1 in
-    --stage) stage=$2 ;;
-    --stop-stage) stop_stage=$2 ;;
-    --data-dir) data_dir=$2 ;;
-    --config) config=$2 ;;
-    --exp-root) exp_root=$2 ;;
-    --cells) cells=$2 ;;
-    --avg) avg=$2 ;;
-    --epochs) epochs=$2 ;;
-    --threads) threads=$2 ;;
-    *) echo "$0: unknown option $1 (known: --stage --stop-stage --data-dir --config --exp-root --cells --avg --epochs --threads)" >&2; exit 2 ;;
-  esac
-  shift 2
-done
-
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
 manifests=data/manifests
-hidden_of() { case $1 in lstm) echo 256 ;; gru) echo 298 ;; rnn) echo 528 ;; *) echo "unknown cell $1" >&2; exit 2 ;; esac; }
+overrides=(num_threads=$threads)
+[ -z "$epochs" ] || overrides+=(epochs=$epochs)
+for cell in $cells; do
+  [ -f "$conf_dir/an4_$cell.yaml" ] || { echo "$0: no config $conf_dir/an4_$cell.yaml for cell $cell" >&2; exit 2; }
+done
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: prepare manifests from $data_dir"
@@ -61,10 +51,9 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for cell in $cells; do
-    log "Stage 1: train $cell ($(hidden_of $cell) units) into $exp_root/$cell"
-    asr train --config "$config" --train $manifests/an4_cuts_train.jsonl.gz --dev $manifests/an4_cuts_dev.jsonl.gz \
-      --exp-dir "$exp_root/$cell" model.encoder.cell=$cell model.encoder.hidden_size=$(hidden_of $cell) \
-      epochs=$epochs num_threads=$threads
+    log "Stage 1: train $cell with $conf_dir/an4_$cell.yaml into $exp_root/$cell"
+    asr train --config "$conf_dir/an4_$cell.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
+      --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$exp_root/$cell" "${overrides[@]}"
   done
 fi
 

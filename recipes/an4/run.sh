@@ -20,25 +20,13 @@
 set -euo pipefail
 recipe_dir=$(cd "$(dirname "$0")" && pwd)
 
-stage=0
-stop_stage=10
-data_dir=${AN4_DIR:-}
-config=$recipe_dir/../../conf/an4.yaml
-exp_dir=exp
-avg=5
-
-while [ $# -gt 0 ]; do
-  case $1 in
-    --stage) stage=$2 ;;
-    --stop-stage) stop_stage=$2 ;;
-    --data-dir) data_dir=$2 ;;
-    --config) config=$2 ;;
-    --exp-dir) exp_dir=$2 ;;
-    --avg) avg=$2 ;;
-    *) echo "$0: unknown option $1 (known: --stage --stop-stage --data-dir --config --exp-dir --avg)" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+stage=0                                # first stage to run
+stop_stage=10                          # last stage to run
+data_dir=${AN4_DIR:-}                  # AN4 tree with etc/ and wav/; empty: download it (stage 0)
+config=$recipe_dir/../../conf/an4.yaml # training config (YAML)
+exp_dir=exp                            # checkpoints, model.pt, decode/
+avg=5                                  # epoch checkpoints averaged into model.pt
+. "$recipe_dir/../parse_options.sh"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
 manifests=data/manifests

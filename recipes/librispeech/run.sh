@@ -32,29 +32,19 @@
 set -euo pipefail
 recipe_dir=$(cd "$(dirname "$0")" && pwd)
 
-stage=0; stop_stage=11; data_dir=${LIBRISPEECH_DIR:-}; lm_dir=; lm=3-gram.pruned.1e-7
-config=$recipe_dir/../../conf/librispeech_small.yaml; exp_dir=exp; ngpu=1; train_set=clean-100
-speed_perturb=; avg=5; nj=
-
-while [ $# -gt 0 ]; do
-  case $1 in
-    --stage) stage=$2 ;;
-    --stop-stage) stop_stage=$2 ;;
-    --data-dir) data_dir=$2 ;;
-    --lm-dir) lm_dir=$2 ;;
-    --lm) lm=$2 ;;
-    --config) config=$2 ;;
-    --exp-dir) exp_dir=$2 ;;
-    --ngpu) ngpu=$2 ;;
-    --train-set) train_set=$2 ;;
-    --speed-perturb) speed_perturb=$2 ;;
-    --avg) avg=$2 ;;
-    --nj) nj=$2 ;;
-    *) echo "$0: unknown option $1 (known: --stage --stop-stage --data-dir --lm-dir --lm --config --exp-dir" \
-         "--ngpu --train-set --speed-perturb --avg --nj)" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+stage=0                                # first stage to run
+stop_stage=11                          # last stage to run
+data_dir=${LIBRISPEECH_DIR:-}          # LibriSpeech/ holding the parts; empty: download (stage 0)
+lm_dir=                                # SLR11 LM files; empty: download into downloads/lm (stage 6)
+lm=3-gram.pruned.1e-7                  # 3-gram.pruned.1e-7, 3-gram, 4-gram or own
+config=$recipe_dir/../../conf/librispeech_small.yaml # training config (YAML)
+exp_dir=exp                            # checkpoints, model.pt, decode/, lm-LM/
+ngpu=1                                 # GPUs for training (0: CPU; > 1: torchrun)
+train_set=clean-100                    # clean-100 or 960
+speed_perturb=                         # extra training copies at these speeds, e.g. 0.9,1.1
+avg=5                                  # epoch checkpoints averaged into model.pt
+nj=                                    # beam search processes in decode and tune (0: none; empty: the asr default)
+. "$recipe_dir/../parse_options.sh"
 case $train_set in
   clean-100) train_part=train-clean-100; size_flag=() ;;
   960) train_part=train-960; size_flag=(--train-960) ;;

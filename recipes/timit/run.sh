@@ -20,32 +20,16 @@
 set -euo pipefail
 recipe_dir=$(cd "$(dirname "$0")" && pwd)
 
-stage=1
-stop_stage=5
-data_dir=${TIMIT_DIR:-}
-config=$recipe_dir/../../conf/timit.yaml
-exp_dir=exp
-avg=5
-phones=48
-dev_speakers=
-test_speakers=
-
-while [ $# -gt 0 ]; do
-  case $1 in
-    --stage) stage=$2 ;;
-    --stop-stage) stop_stage=$2 ;;
-    --data-dir) data_dir=$2 ;;
-    --config) config=$2 ;;
-    --exp-dir) exp_dir=$2 ;;
-    --avg) avg=$2 ;;
-    --phones) phones=$2 ;;
-    --dev-speakers) dev_speakers=$2 ;;
-    --test-speakers) test_speakers=$2 ;;
-    *) echo "$0: unknown option $1 (known: --stage --stop-stage --data-dir --config --exp-dir --avg --phones" \
-         "--dev-speakers --test-speakers)" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+stage=1                                  # first stage to run
+stop_stage=5                             # last stage to run
+data_dir=${TIMIT_DIR:-}                  # the TIMIT corpus (required for stage 1)
+config=$recipe_dir/../../conf/timit.yaml # training config (YAML)
+exp_dir=exp                              # checkpoints, model.pt, decode/
+avg=5                                    # epoch checkpoints averaged into model.pt
+phones=48                                # training labels: 48, 61 or 39 phones
+dev_speakers=                            # file of dev speakers (default: the standard 50)
+test_speakers=                           # file of test speakers (default: the 24-speaker core test set)
+. "$recipe_dir/../parse_options.sh"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
 manifests=data/manifests

@@ -1,0 +1,53 @@
+"""Shared test helpers (not fixtures): where the real corpora are, recipe runs, a training subprocess, TINY."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("ASR_TEST_DATA", REPO.parent / "shared" / "data"))
+
+# A one-layer 32-unit model on 12 s batches: seconds per epoch on the small sets of conftest.py.
+TINY = [
+    "model.encoder.num_layers=1", "model.encoder.hidden_size=32", "model.subsampling.factor=3",
+    "data.max_duration=12.0", "data.num_buckets=2", "optim.warmup_steps=3", "log_every=1000",
+]
+
+
+def corpus_dir(name: str) -> Path:
+    """``DATA_ROOT/name``; skipped when absent, a failure under CI=true."""
+    path = DATA_ROOT / name
+    if not path.is_dir():
+        message = f"corpus {name!r} not found at {path} (set ASR_TEST_DATA)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def run_recipe(recipe: str, args: list, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """``bash recipes/RECIPE/run.sh ARGS`` in ``cwd`` with this venv's ``asr`` first on PATH; must succeed."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env)
+    result = subprocess.run(["bash", str(REPO / "recipes" / recipe / "run.sh"), *map(str, args)],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def start_train(cuts: Path, exp: Path, overrides: list[str], until: Callable[[], bool], what: str,
+                **popen) -> subprocess.Popen:
+    """Start ``asr train`` on ``cuts`` in a subprocess; return once ``until()`` holds or the process ended."""
+    process = subprocess.Popen([sys.executable, "-m", "asr.cli", "train", "--train", str(cuts), "--dev", str(cuts),
+                                "--exp-dir", str(exp), *overrides], **popen)
+    deadline = time.time() + 120
+    while not until() and process.poll() is None:
+        assert time.time() < deadline, f"training never {what}"
+        time.sleep(0.02)
+    return process
