@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import TINY
+from helpers import TINY
 
 from asr.audio.io import AudioError
 from asr.cli import main
