@@ -262,15 +262,10 @@ def load_float_model(model_path: str | Path) -> tuple[CTCModel, object]:
     Raises:
         CheckpointError: anything else (ONNX, int8, TorchScript, a missing or broken file), naming ``model_path``.
     """
-    from .transcribe import load_transcription_model
-
-    if Path(model_path).is_dir() or Path(model_path).suffix == ".onnx":
-        model, tokenizer, extras = load_acoustic_model(model_path)
-        if extras.kind != "pytorch" or extras.quantization is not None:
-            raise CheckpointError(f"{model_path}: needs a float32 PyTorch model (.pt or a safetensors model "
-                                  f"folder), this is {extras.kind} {extras.quantization or 'float32'}")
-        return model.eval(), tokenizer
-    model, tokenizer = load_transcription_model(model_path)  # also names a TorchScript file as such
+    model, tokenizer, extras = load_acoustic_model(model_path)  # names a TorchScript file as such
+    if extras.kind != "pytorch" or extras.quantization is not None:
+        raise CheckpointError(f"{model_path}: needs a float32 PyTorch model (.pt or a safetensors model "
+                              f"folder), this is {extras.kind} {extras.quantization or 'float32'}")
     return model.eval(), tokenizer
 
 
