@@ -16,7 +16,7 @@ from asr.data.tokenizer import CharTokenizer
 from asr.model.ctc import CTCModel
 from helpers import REPO, run_recipe
 
-SCRIPTS = ["an4/run.sh", "an4/compare.sh", "timit/run.sh", "librispeech/run.sh"]
+SCRIPTS = ["an4/run.sh", "an4/compare.sh", "an4/streaming.sh", "timit/run.sh", "librispeech/run.sh"]
 
 TINY_CONFIG = """\
 model:
@@ -130,6 +130,33 @@ def test_parse_options_values_reach_the_commands(tmp_path):
     ]
     assert [line.split(" ", 2)[2] for line in result.stdout.splitlines()] == [
         "Stage 2: train with my conf.yaml into e x", "Stage 3: average the last 3 epoch checkpoints"]
+
+
+def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
+    """streaming.sh: one uni system and one LC-BLSTM per chunk size, each decoded, all scored with the offline one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "asr").write_text('#!/bin/sh\necho "asr $*" >> "$ASR_LOG"\n')
+    (bin_dir / "asr").chmod(0o755)
+    result = _run("an4/streaming.sh", ["--chunks", "8 4", "--right-context=3", "--epochs", "7", "--stop-stage", "1"],
+                  tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
+    assert result.returncode == 0, result.stderr
+    trains = (tmp_path / "log").read_text().splitlines()
+    assert [line.split("--exp-dir ")[1] for line in trains] == [
+        "exp-uni epochs=7",
+        "exp-lcblstm-c8-r3 epochs=7 model.encoder.chunk_frames=8 model.encoder.right_context=3",
+        "exp-lcblstm-c4-r3 epochs=7 model.encoder.chunk_frames=4 model.encoder.right_context=3"]
+    assert all(conf in line for line, conf in zip(trains, ["an4_uni.yaml", "an4_lcblstm.yaml", "an4_lcblstm.yaml"]))
+    (tmp_path / "log").unlink()
+    result = _run("an4/streaming.sh", ["--chunks", "8", "--stage", "6"], tmp_path,
+                  PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
+    assert result.returncode == 0, result.stderr
+    (score,) = (tmp_path / "log").read_text().splitlines()
+    hyps = score.split("--hyp ")[1].split()
+    assert hyps == ["exp-streaming/hyp-test-exp-uni-greedy.txt", "exp-streaming/hyp-test-exp-uni-beam-lm.txt",
+                    "exp-streaming/hyp-test-exp-lcblstm-c8-r2-greedy.txt",
+                    "exp-streaming/hyp-test-exp-lcblstm-c8-r2-beam-lm.txt",
+                    "exp/decode/hyp-test-greedy.txt", "exp/decode/hyp-test-beam-lm.txt"]
 
 
 # compare.sh: every cell at about 4.19M parameters with AN4's 28 character units; the rest as conf/an4.yaml.

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# AN4 streaming models next to the offline BiLSTM of run.sh: a unidirectional LSTM with look-ahead
+# and latency-controlled BiLSTMs (LC-BLSTM) at the chunk sizes given, trained as they are run.
+#
+# Needs run.sh stages 1 and 6 first (data/manifests, data/lm/3gram.arpa); the offline system is
+# run.sh's $offline_exp (scored beside the streaming ones in stage 5).
+#
+# Stages (each one `asr` command per system; --stage N --stop-stage M runs a range):
+#   1 train     conf/an4_uni.yaml -> exp-uni; conf/an4_lcblstm.yaml with encoder.chunk_frames=NC
+#               encoder.right_context=$right_context -> exp-lcblstm-cNC-rNR, for NC in $chunks
+#   2 average   last $avg epoch checkpoints -> EXP/model.pt
+#   3 lexicon   3gram.arpa spelled in EXP/model.pt's units -> EXP/lexicon.txt
+#   4 tune      LM weight and word score on dev -> EXP/lm-params.yaml
+#   5 decode    test cuts, greedy and beam-lm -> EXP/decode/hyp-test-{greedy,beam-lm}.txt
+#   6 score     every system (and the offline one) vs text_test -> exp-streaming/wer-summary.txt
+#
+# Algorithmic latency (asr/model/encoder.py): unidirectional La * k * hop + (win - hop); LC-BLSTM
+# (La + Nc - 1 + Nr) * k * hop + (win - hop) for a chunk's first frame (k = 3, hop 10 ms, win 25 ms).
+set -euo pipefail
+recipe_dir=$(cd "$(dirname "$0")" && pwd)
+
+stage=1                                # first stage to run
+stop_stage=6                           # last stage to run
+chunks="10 5"                          # LC-BLSTM chunk sizes Nc, in frames after subsampling
+right_context=2                        # LC-BLSTM right context Nr, in frames after subsampling
+epochs=40                              # training epochs of every streaming system
+avg=5                                  # epoch checkpoints averaged into model.pt
+offline_exp=exp                        # run.sh's experiment directory, scored for comparison
+. "$recipe_dir/../parse_options.sh"
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
+manifests=data/manifests
+conf=$recipe_dir/../../conf
+systems="exp-uni"
+for nc in $chunks; do systems="$systems exp-lcblstm-c$nc-r$right_context"; done
+
+train() {  # EXP -> config and overrides of that system
+  case $1 in
+    exp-uni) asr train --config "$conf/an4_uni.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
+      --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" epochs="$epochs" ;;
+    exp-lcblstm-c*) nc=${1#exp-lcblstm-c}; nc=${nc%%-*}
+      asr train --config "$conf/an4_lcblstm.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
+        --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" epochs="$epochs" \
+        model.encoder.chunk_frames="$nc" model.encoder.right_context="$right_context" ;;
+  esac
+}
+
+for exp in $systems; do
+  if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    log "Stage 1: train $exp"
+    train "$exp"
+  fi
+  if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+    log "Stage 2: average $exp"
+    asr average "$exp" --last "$avg" --out "$exp/model.pt"
+  fi
+  if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    log "Stage 3: lexicon for $exp"
+    asr lm lexicon "$exp/model.pt" --lm data/lm/3gram.arpa --out "$exp/lexicon.txt"
+  fi
+  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    log "Stage 4: tune $exp on dev"
+    asr tune "$exp/model.pt" $manifests/an4_cuts_dev.jsonl.gz --lm data/lm/3gram.arpa \
+      --lexicon "$exp/lexicon.txt" --out "$exp/lm-params.yaml"
+  fi
+  if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+    log "Stage 5: decode test with $exp"
+    asr decode "$exp/model.pt" $manifests/an4_cuts_test.jsonl.gz --name "test-$exp" \
+      --method greedy beam-lm --out-dir exp-streaming
+  fi
+done
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "Stage 6: score the streaming systems and $offline_exp"
+  hyps=$(for exp in $systems; do echo "exp-streaming/hyp-test-$exp-greedy.txt exp-streaming/hyp-test-$exp-beam-lm.txt"; done)
+  # shellcheck disable=SC2086
+  asr score --ref $manifests/text_test --utt2spk $manifests/utt2spk_test --out-dir exp-streaming \
+    --hyp $hyps "$offline_exp/decode/hyp-test-greedy.txt" "$offline_exp/decode/hyp-test-beam-lm.txt"
+fi
