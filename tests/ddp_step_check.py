@@ -42,8 +42,8 @@ def main(cuts_path: str, out_path: str) -> None:
     losses = []
     for global_batch in (cuts[:4], cuts[4:]):
         mine = CutSet.from_cuts(global_batch[ctx.rank :: ctx.world_size])
-        stats = _train_step(step_model, model, batcher(mine), tokenizer, optimizer, None, cfg, device, ctx, False)
-        losses.append(all_sum([stats[0]], ctx, device)[0])
+        stats, _ = _train_step(step_model, model, batcher(mine), tokenizer, optimizer, None, cfg, device, ctx, False)
+        losses.append(all_sum([stats.loss], ctx, device)[0])
     if ctx.is_main:
         torch.save({"losses": losses, "state_dict": model.state_dict()}, out_path)
 

@@ -20,12 +20,14 @@ import random
 import resource
 import signal
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import yaml
 from lhotse import CutSet
+from tqdm import tqdm
 
 from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
 from ..config import TrainConfig, from_dict, to_dict
@@ -37,7 +39,7 @@ from ..audio.perturb import speed_perturb
 from ..scoring.score import score
 from ..data.tokenizer import build_tokenizer
 
-__all__ = ["train", "TrainingStopped", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate", "autocast"]
+__all__ = ["train", "TrainingStopped", "StepStats", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate", "autocast"]
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +262,197 @@ def _log_epoch(csv_path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
+@dataclass
+class StepStats:
+    """What training did on this rank: one step's figures, or their running sum over an epoch."""
+
+    loss: float = 0.0  # summed CTC loss of the utterances in the loss
+    frames: float = 0.0  # output frames of those batches
+    audio_s: float = 0.0  # seconds of audio trained on
+    skipped_utts: float = 0.0  # utterances left out of the loss (too short for their labels)
+    oom_batches: float = 0.0  # batches skipped for running out of memory
+    nonfinite_steps: float = 0.0  # steps skipped for a non-finite gradient norm
+
+    def __iadd__(self, other: StepStats) -> StepStats:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def summed(self, ctx: Dist, device: torch.device) -> StepStats:
+        """The sum of every rank's figures (all ranks take part)."""
+        return StepStats(*all_sum([getattr(self, f.name) for f in fields(self)], ctx, device))
+
+    def loss_per_frame(self) -> float:
+        return self.loss / max(self.frames, 1)
+
+
+class _MaxSteps(Exception):
+    """Internal: ``cfg.max_steps`` reached; ``path`` is the checkpoint written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+
+class _Trainer:
+    """One training run: its named steps share the model, optimiser, sampler and counters held here."""
+
+    def __init__(self, cfg: TrainConfig, exp_dir: Path):
+        """Set up: device, process group, threads, logging, the resolved config beside the checkpoints."""
+        self.cfg = cfg
+        self.exp_dir = exp_dir
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        self.device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.ctx = init_distributed(self.device)
+        _setup_logging(exp_dir, self.ctx)
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(cfg.num_threads or max(1, cores // self.ctx.local_world_size))
+        if self.ctx.is_main:
+            (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        log.info("config:\n%s", yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
+        log.info("device %s, precision %s, %d process(es)", self.device, cfg.precision, self.ctx.world_size)
+        autocast(self.device, cfg.precision)  # rejects a bad precision before any work
+        self.epoch, self.step = 0, 0
+
+    def load_data(self, train_cuts: str | Path, dev_cuts: str | Path) -> None:
+        """Training cuts (speed-perturbed, too-long ones dropped), dev cuts and the feature batcher."""
+        cfg = self.cfg
+        cuts = speed_perturb(load_cuts(train_cuts), cfg.data.speed_perturb)
+        too_long = cuts.filter(lambda c: c.duration > cfg.data.max_utt_duration).to_eager()
+        if len(too_long):
+            log.warning("dropping %d training utterances longer than %.1f s", len(too_long), cfg.data.max_utt_duration)
+            cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration).to_eager()
+        self.cuts = cuts
+        self.dev = load_cuts(dev_cuts)
+        self.batcher = FeatureBatcher(cfg.model.features)
+
+    def restore(self) -> None:
+        """Model, optimiser, schedule, sampler position and random streams: from the newest checkpoint, or new."""
+        cfg, ctx, device = self.cfg, self.ctx, self.device
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        state = _latest_checkpoint(self.exp_dir)
+        if state is not None:
+            _warn_config_changes(state["train_config"], to_dict(cfg))
+        package = state or broadcast_object(_new_model(cfg, self.cuts, self.batcher) if ctx.is_main else None, ctx)
+        self.model, self.tokenizer = model_from_package(package)
+        self.model.to(device)
+        log.info("%d units, %.2fM parameters", len(self.tokenizer.units),
+                 sum(p.numel() for p in self.model.parameters()) / 1e6)
+        self.step_model = self.model
+        if ctx.enabled:
+            self.step_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+        torch.manual_seed(cfg.seed + ctx.rank)  # each rank draws its own SpecAugment masks
+        random.seed(cfg.seed + ctx.rank)
+
+        self.sampler = train_sampler(self.cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank)
+        self.steps_per_epoch = sum(1 for _ in train_sampler(self.cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank))
+        total_steps = self.steps_per_epoch * cfg.epochs
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        hold = int(o.hold_fraction * total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, o.warmup_steps, hold, total_steps, o.final_lr_ratio)
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        if state is None:
+            return
+        ts = state["train_state"]
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.scheduler.load_state_dict(ts["scheduler"])
+        self.sampler.load_state_dict(ts["sampler"])
+        if self.scaler is not None and "scaler" in ts:
+            self.scaler.load_state_dict(ts["scaler"])
+        rngs = ts["rng"]
+        if len(rngs) == ctx.world_size:
+            _set_rng_state(rngs[ctx.rank], device)
+        else:
+            log.warning("checkpoint from %d process(es), now %d: random streams restart", len(rngs), ctx.world_size)
+        self.epoch, self.step = ts["epoch"], ts["step"]
+
+    def train_one_epoch(self, stop: _StopOnSignal) -> StepStats:
+        """The rest of the current epoch; raises ``TrainingStopped`` on a signal, ``_MaxSteps`` at the step limit.
+
+        Returns this rank's totals over the batches trained in this call.
+        """
+        cfg, ctx = self.cfg, self.ctx
+        self.sampler.set_epoch(self.epoch)
+        self.model.train()
+        started = time.time()
+        totals = StepStats()
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}", unit="batch",
+                   disable=None if ctx.is_main else True)
+        try:
+            for batch, sampler_state in prefetched(self.sampler, self.batcher, background=self.device.type == "cuda"):
+                stats, stop_requested = _train_step(self.step_model, self.model, batch, self.tokenizer, self.optimizer,
+                                                    self.scaler, cfg, self.device, ctx, stop.signum is not None)
+                self.scheduler.step()
+                self.step += 1
+                totals += stats
+                speed = totals.audio_s * ctx.world_size / (time.time() - started)
+                bar.set_postfix(loss=f"{totals.loss_per_frame():.3f}", audio_s_per_s=f"{speed:.0f}")
+                bar.update()
+                if self.step % cfg.log_every == 0:
+                    log.info("epoch %d step %d loss/frame %.4f lr %.2e %.0f audio-s/s", self.epoch + 1, self.step,
+                             totals.loss_per_frame(), self.scheduler.get_last_lr()[0], speed)
+                if stop_requested:  # some rank was asked to stop
+                    path = self.save(f"step-{self.step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
+                    raise TrainingStopped(stop.signum or signal.SIGTERM, path)
+                if cfg.save_every_steps and self.step % cfg.save_every_steps == 0:
+                    self.save(f"step-{self.step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
+                if cfg.max_steps and self.step >= cfg.max_steps:
+                    log.info("stopping at step %d (max_steps)", self.step)
+                    raise _MaxSteps(self.save(f"step-{self.step:08d}.pt", epoch_done=False, sampler_state=sampler_state))
+        finally:
+            bar.close()
+        return totals
+
+    def end_epoch(self, totals: StepStats, elapsed: float) -> Path:
+        """Sum the ranks' totals, validate, log a row of ``log.csv`` (rank 0), save the epoch checkpoint."""
+        summed = totals.summed(self.ctx, self.device)
+        if self.ctx.is_main:
+            metrics = evaluate(self.model, self.tokenizer, self.dev, self.batcher, self.device, self.cfg.precision)
+            row = {
+                "epoch": self.epoch + 1, "step": self.step, "lr": f"{self.scheduler.get_last_lr()[0]:.3e}",
+                "train_loss": f"{summed.loss_per_frame():.4f}", "dev_loss": f"{metrics['loss']:.4f}",
+                "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
+                "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{summed.audio_s / elapsed:.1f}",
+                "skipped_utts": int(summed.skipped_utts), "oom_batches": int(summed.oom_batches),
+                "nonfinite_steps": int(summed.nonfinite_steps),
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            }
+            log.info("epoch %d: %s", self.epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
+            _log_epoch(self.exp_dir / "log.csv", row)
+        path = self.save(f"epoch-{self.epoch + 1:03d}.pt", epoch_done=True)
+        self.epoch += 1
+        return path
+
+    def save(self, name: str, epoch_done: bool, sampler_state: dict | None = None) -> Path:
+        """Write checkpoint ``name`` (rank 0; every rank hands in its random state) and prune old ones.
+
+        ``sampler_state`` is the sampler's state just after the batch last trained on (the sampler
+        itself may be ahead, prefetching); None takes the sampler's own (at an epoch's end).
+        """
+        rngs = gather_objects(_rng_state(self.device), self.ctx)  # every rank takes part
+        path = self.exp_dir / "checkpoints" / name
+        if not self.ctx.is_main:
+            return path
+        package = model_package(self.model, self.tokenizer)
+        package["train_config"] = to_dict(self.cfg)
+        package["train_state"] = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": sampler_state or self.sampler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "rng": rngs,
+            "epoch": self.epoch + 1 if epoch_done else self.epoch,
+            "step": self.step,
+        }
+        save_atomic(package, path)
+        _prune(self.exp_dir, self.cfg.keep_last)
+        return path
+
+
 def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_dir: str | Path) -> Path:
     """Train a CTC model; resumes from the newest checkpoint in ``exp_dir`` if there is one.
 
@@ -267,145 +460,25 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
     ``train.log`` and ``log.csv``; under torchrun only rank 0 writes. Returns the newest
     checkpoint path. Raises ``TrainingStopped`` after SIGTERM/SIGINT (checkpoint written).
     """
-    from tqdm import tqdm
-
-    exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
-    ctx = init_distributed(device)
-    _setup_logging(exp_dir, ctx)
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(cfg.num_threads or max(1, cores // ctx.local_world_size))
-    if ctx.is_main:
-        (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    log.info("config:\n%s", yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
-    log.info("device %s, precision %s, %d process(es)", device, cfg.precision, ctx.world_size)
-    autocast(device, cfg.precision)  # rejects a bad precision before any work
-
-    cuts = speed_perturb(load_cuts(train_cuts), cfg.data.speed_perturb)
-    too_long = cuts.filter(lambda c: c.duration > cfg.data.max_utt_duration).to_eager()
-    if len(too_long):
-        log.warning("dropping %d training utterances longer than %.1f s", len(too_long), cfg.data.max_utt_duration)
-        cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration).to_eager()
-    dev = load_cuts(dev_cuts)
-    batcher = FeatureBatcher(cfg.model.features)
-
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    state = _latest_checkpoint(exp_dir)
-    if state is not None:
-        _warn_config_changes(state["train_config"], to_dict(cfg))
-    package = state or broadcast_object(_new_model(cfg, cuts, batcher) if ctx.is_main else None, ctx)
-    model, tokenizer = model_from_package(package)
-    model.to(device)
-    log.info("%d units, %.2fM parameters", len(tokenizer.units), sum(p.numel() for p in model.parameters()) / 1e6)
-    step_model = model
-    if ctx.enabled:
-        step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
-    torch.manual_seed(cfg.seed + ctx.rank)  # each rank draws its own SpecAugment masks
-    random.seed(cfg.seed + ctx.rank)
-
-    sampler = train_sampler(cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank)
-    steps_per_epoch = sum(1 for _ in train_sampler(cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank))
-    total_steps = steps_per_epoch * cfg.epochs
-    o = cfg.optim
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    hold = int(o.hold_fraction * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, o.warmup_steps, hold, total_steps, o.final_lr_ratio)
-    )
-    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-    epoch, step = 0, 0
-    if state is not None:
-        ts = state["train_state"]
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        sampler.load_state_dict(ts["sampler"])
-        if scaler is not None and "scaler" in ts:
-            scaler.load_state_dict(ts["scaler"])
-        rngs = ts["rng"]
-        if len(rngs) == ctx.world_size:
-            _set_rng_state(rngs[ctx.rank], device)
-        else:
-            log.warning("checkpoint from %d process(es), now %d: random streams restart", len(rngs), ctx.world_size)
-        epoch, step = ts["epoch"], ts["step"]
-
-    def save(name: str, epoch_done: bool, sampler_state: dict | None = None) -> Path:
-        rngs = gather_objects(_rng_state(device), ctx)  # every rank takes part
-        path = exp_dir / "checkpoints" / name
-        if not ctx.is_main:
-            return path
-        package = model_package(model, tokenizer)
-        package["train_config"] = to_dict(cfg)
-        package["train_state"] = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "sampler": sampler_state or sampler.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "rng": rngs,
-            "epoch": epoch + 1 if epoch_done else epoch,
-            "step": step,
-        }
-        save_atomic(package, path)
-        _prune(exp_dir, cfg.keep_last)
-        return path
-
+    trainer = _Trainer(cfg, Path(exp_dir))
+    trainer.load_data(train_cuts, dev_cuts)
+    trainer.restore()
     last_path = None
     with _StopOnSignal() as stop:
-        while epoch < cfg.epochs:
-            sampler.set_epoch(epoch)
-            model.train()
+        while trainer.epoch < cfg.epochs:
             started = time.time()
-            # loss, frames, audio seconds, skipped utterances, out-of-memory batches, non-finite steps
-            totals = [0.0] * 6
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch", disable=None if ctx.is_main else True)
-            for batch, sampler_state in prefetched(sampler, batcher, background=device.type == "cuda"):
-                stats = _train_step(step_model, model, batch, tokenizer, optimizer, scaler, cfg, device, ctx,
-                                    stop.signum is not None)
-                scheduler.step()
-                step += 1
-                totals = [a + b for a, b in zip(totals, stats[:6])]
-                speed = totals[2] * ctx.world_size / (time.time() - started)
-                bar.set_postfix(loss=f"{totals[0] / max(totals[1], 1):.3f}", audio_s_per_s=f"{speed:.0f}")
-                bar.update()
-                if step % cfg.log_every == 0:
-                    log.info("epoch %d step %d loss/frame %.4f lr %.2e %.0f audio-s/s", epoch + 1, step,
-                             totals[0] / max(totals[1], 1), scheduler.get_last_lr()[0], speed)
-                if stats[6]:  # some rank was asked to stop
-                    bar.close()
-                    path = save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
-                    raise TrainingStopped(stop.signum or signal.SIGTERM, path)
-                if cfg.save_every_steps and step % cfg.save_every_steps == 0:
-                    last_path = save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
-                if cfg.max_steps and step >= cfg.max_steps:
-                    bar.close()
-                    log.info("stopping at step %d (max_steps)", step)
-                    return save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
-            bar.close()
-            elapsed = time.time() - started
-            loss_sum, frames, audio, skipped, ooms, nonfinite = all_sum(totals, ctx, device)
-            if ctx.is_main:
-                metrics = evaluate(model, tokenizer, dev, batcher, device, cfg.precision)
-                row = {
-                    "epoch": epoch + 1, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.3e}",
-                    "train_loss": f"{loss_sum / max(frames, 1):.4f}", "dev_loss": f"{metrics['loss']:.4f}",
-                    "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
-                    "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{audio / elapsed:.1f}",
-                    "skipped_utts": int(skipped), "oom_batches": int(ooms), "nonfinite_steps": int(nonfinite),
-                    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                }
-                log.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
-                _log_epoch(exp_dir / "log.csv", row)
-            last_path = save(f"epoch-{epoch + 1:03d}.pt", epoch_done=True)
-            epoch += 1
-            if all_sum([float(stop.signum is not None)], ctx, device)[0]:
+            try:
+                totals = trainer.train_one_epoch(stop)
+            except _MaxSteps as reached:
+                return reached.path
+            last_path = trainer.end_epoch(totals, time.time() - started)
+            if all_sum([float(stop.signum is not None)], trainer.ctx, trainer.device)[0]:
                 raise TrainingStopped(stop.signum or signal.SIGTERM, last_path)
     return last_path
 
 
 def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer, scaler, cfg: TrainConfig,
-                device: torch.device, ctx: Dist, stop_requested: bool) -> list[float]:
+                device: torch.device, ctx: Dist, stop_requested: bool) -> tuple[StepStats, bool]:
     """One optimiser step on this rank's ``batch``.
 
     The loss is the CTC sum over the utterances kept on *all* ranks divided by their number,
@@ -414,7 +487,8 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
     out-of-memory batch is skipped on a single process (under DDP it is raised: the other
     ranks would wait for its gradients forever).
 
-    Returns [loss sum, frames, audio seconds, skipped utts, oom batches, non-finite steps, stop requested].
+    Returns:
+        (this step's figures on this rank, whether any rank was asked to stop).
     """
     optimizer.zero_grad(set_to_none=True)
     audio = float(batch.durations.sum())
@@ -439,7 +513,8 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
                 scaler.update()
         loss_value = float(loss.detach())
         loss_value = loss_value if math.isfinite(loss_value) else 0.0
-        return [loss_value, float(out_lens.sum()), audio, n_skip, 0, nonfinite, stop_count]
+        stats = StepStats(loss_value, float(out_lens.sum()), audio, n_skip, 0, nonfinite)
+        return stats, bool(stop_count)
     except RuntimeError as err:
         if ctx.enabled or not _is_out_of_memory(err):
             raise
@@ -448,4 +523,4 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
             torch.cuda.empty_cache()
         log.warning("out of memory on a batch of %d utterances (%.1f s of audio, longest %.1f s): skipped",
                     len(batch.ids), audio, float(batch.durations.max()))
-        return [0.0, 0.0, audio, 0, 1, 0, float(stop_requested)]
+        return StepStats(audio_s=audio, oom_batches=1), stop_requested
