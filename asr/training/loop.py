@@ -21,8 +21,10 @@ import resource
 import signal
 import time
 from dataclasses import dataclass, fields
+from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -31,7 +33,8 @@ from tqdm import tqdm
 
 from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
 from ..config import TrainConfig, from_dict, to_dict
-from ..data.cuts import Batch, FeatureBatcher, cut_text, eval_batches, load_cuts, prefetched, train_sampler
+from ..data.cuts import (AudioBatch, AudioDataset, Batch, FeatureBatcher, estimate_batches, eval_batches, load_cuts,
+                         load_cuts_lazy, scan_manifest, train_loader, train_sampler)
 from .distributed import Dist, all_sum, broadcast_object, gather_objects, init_distributed, pick_device
 from ..decoding.search import greedy_search
 from ..model.ctc import CTCModel
@@ -85,16 +88,23 @@ def ctc_loss(log_probs, out_lens, targets: list[list[int]]) -> tuple[torch.Tenso
 
 @torch.no_grad()
 def compute_cmvn(cuts: CutSet, batcher: FeatureBatcher, max_utts: int) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """Frame count, per-channel sum and sum of squares (float64) over up to ``max_utts`` cuts."""
-    subset = cuts.subset(first=min(max_utts, len(cuts)))
+    """Frame count, per-channel sum and sum of squares (float64) over the first ``max_utts`` cuts.
+
+    Only those cuts are read (a lazy ``cuts`` is not iterated further); any whose audio cannot be
+    read are left out.
+    """
+    subset = CutSet.from_cuts(islice(cuts, max_utts))
+    reader = AudioDataset(batcher.cfg.sample_rate)  # cuts with bad audio are left out (training reports them)
     count, total, total_sq = 0, 0.0, 0.0
     for batch_cuts in eval_batches(subset, max_duration=300.0):
-        batch = batcher(batch_cuts)
+        batch = batcher.from_audio(reader[(batch_cuts, None)])
         for feats, n in zip(batch.feats, batch.feat_lens.tolist()):
             frames = feats[:n].double()
             count += n
             total = total + frames.sum(0)
             total_sq = total_sq + (frames**2).sum(0)
+    if count == 0:
+        raise ValueError(f"no readable audio among the first {max_utts} training cuts: cannot estimate CMVN")
     return count, total, total_sq
 
 
@@ -245,9 +255,12 @@ def _warn_config_changes(saved: dict, current: dict, prefix: str = "") -> None:
                         prefix, key, b, a)
 
 
-def _new_model(cfg: TrainConfig, cuts: CutSet, batcher: FeatureBatcher) -> dict:
-    """Tokenizer trained on ``cuts`` and an initialised model with CMVN statistics, as a package."""
-    tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
+def _new_model(cfg: TrainConfig, manifest: str | Path, cuts: CutSet, batcher: FeatureBatcher) -> dict:
+    """Tokenizer trained on the transcripts of ``manifest`` (one cheap pass, no Cut objects) and an
+    initialised model with CMVN statistics from the first cuts of ``cuts``, as a package."""
+    scan = scan_manifest(manifest, texts=True)
+    texts = (t for t, d in zip(scan.texts, scan.durations) if d <= cfg.data.max_utt_duration)  # the cuts trained on
+    tokenizer = build_tokenizer(cfg.tokenizer, texts)
     model = CTCModel(cfg.model, len(tokenizer.units))
     model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts))
     return model_package(model, tokenizer)
@@ -272,6 +285,7 @@ class StepStats:
     skipped_utts: float = 0.0  # utterances left out of the loss (too short for their labels)
     oom_batches: float = 0.0  # batches skipped for running out of memory
     nonfinite_steps: float = 0.0  # steps skipped for a non-finite gradient norm
+    bad_audio: float = 0.0  # training cuts left out because their audio is missing, unreadable or truncated
 
     def __iadd__(self, other: StepStats) -> StepStats:
         for f in fields(self):
@@ -314,14 +328,28 @@ class _Trainer:
         self.epoch, self.step = 0, 0
 
     def load_data(self, train_cuts: str | Path, dev_cuts: str | Path) -> None:
-        """Training cuts (speed-perturbed, too-long ones dropped), dev cuts and the feature batcher."""
+        """Training cuts, read lazily (speed-perturbed, too-long ones dropped), dev cuts, the feature batcher.
+
+        Nothing holds the training set in memory: one cheap pass reads the cut durations (for the
+        counts logged and the estimated number of batches per epoch); the sampler then reads the
+        manifest as it goes, every epoch.
+        """
         cfg = self.cfg
-        cuts = speed_perturb(load_cuts(train_cuts), cfg.data.speed_perturb)
-        too_long = cuts.filter(lambda c: c.duration > cfg.data.max_utt_duration).to_eager()
-        if len(too_long):
-            log.warning("dropping %d training utterances longer than %.1f s", len(too_long), cfg.data.max_utt_duration)
-            cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration).to_eager()
+        started = time.time()
+        durations = scan_manifest(train_cuts).durations
+        factors = [1.0] + [float(f) for f in dict.fromkeys(cfg.data.speed_perturb) if f != 1.0]
+        durations = np.concatenate([durations / f for f in factors])  # a copy at speed f lasts 1/f as long
+        too_long = durations > cfg.data.max_utt_duration
+        log.info("%s: %d training cuts (%d with speed perturbation), %.1f hours; read in %.1f s", train_cuts,
+                 len(durations) // len(factors), len(durations), durations.sum() / 3600, time.time() - started)
+        self.manifest = train_cuts
+        cuts = speed_perturb(load_cuts_lazy(train_cuts), cfg.data.speed_perturb)
+        if too_long.any():
+            log.warning("dropping %d training utterances longer than %.1f s", int(too_long.sum()),
+                        cfg.data.max_utt_duration)
+            cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration)
         self.cuts = cuts
+        self.durations = durations[~too_long]
         self.dev = load_cuts(dev_cuts)
         self.batcher = FeatureBatcher(cfg.model.features)
 
@@ -333,7 +361,8 @@ class _Trainer:
         state = _latest_checkpoint(self.exp_dir)
         if state is not None:
             _warn_config_changes(state["train_config"], to_dict(cfg))
-        package = state or broadcast_object(_new_model(cfg, self.cuts, self.batcher) if ctx.is_main else None, ctx)
+        package = state or broadcast_object(
+            _new_model(cfg, self.manifest, self.cuts, self.batcher) if ctx.is_main else None, ctx)
         self.model, self.tokenizer = model_from_package(package)
         self.model.to(device)
         log.info("%d units, %.2fM parameters", len(self.tokenizer.units),
@@ -346,8 +375,15 @@ class _Trainer:
         random.seed(cfg.seed + ctx.rank)
 
         self.sampler = train_sampler(self.cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank)
-        self.steps_per_epoch = sum(1 for _ in train_sampler(self.cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank))
+        workers = cfg.data.num_workers
+        if workers < 0:  # auto: see DataConfig.num_workers
+            workers = 4 if device.type == "cuda" else 0
+        self.loader = train_loader(self.sampler, cfg.model.features.sample_rate, workers, device.type == "cuda")
+        # An estimate (no pass over the epoch): sets the LR schedule's length and the progress bar only.
+        self.steps_per_epoch = estimate_batches(self.durations, cfg.data, ctx.world_size)
         total_steps = self.steps_per_epoch * cfg.epochs
+        log.info("about %d batches per epoch and process (estimated from %.1f hours of audio), %d loader workers",
+                 self.steps_per_epoch, self.durations.sum() / 3600, workers)
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         hold = int(o.hold_fraction * total_steps)
@@ -383,11 +419,13 @@ class _Trainer:
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}", unit="batch",
                    disable=None if ctx.is_main else True)
         try:
-            for batch, sampler_state in prefetched(self.sampler, self.batcher, background=self.device.type == "cuda"):
+            for audio in self.loader:
+                batch, sampler_state = self._features(audio), audio.sampler_state
                 stats, stop_requested = _train_step(self.step_model, self.model, batch, self.tokenizer, self.optimizer,
                                                     self.scaler, cfg, self.device, ctx, stop.signum is not None)
                 self.scheduler.step()
                 self.step += 1
+                stats.bad_audio = len(audio.bad_audio)
                 totals += stats
                 speed = totals.audio_s * ctx.world_size / (time.time() - started)
                 bar.set_postfix(loss=f"{totals.loss_per_frame():.3f}", audio_s_per_s=f"{speed:.0f}")
@@ -407,6 +445,12 @@ class _Trainer:
             bar.close()
         return totals
 
+    def _features(self, audio: AudioBatch) -> Batch:
+        """Log-mel features of the loader's batch on the training device; bad audio reported here, once."""
+        for message in audio.bad_audio:
+            log.warning("skipping a training cut: %s", message)
+        return self.batcher.from_audio(audio, self.device)
+
     def end_epoch(self, totals: StepStats, elapsed: float) -> Path:
         """Sum the ranks' totals, validate, log a row of ``log.csv`` (rank 0), save the epoch checkpoint."""
         summed = totals.summed(self.ctx, self.device)
@@ -418,7 +462,7 @@ class _Trainer:
                 "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
                 "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{summed.audio_s / elapsed:.1f}",
                 "skipped_utts": int(summed.skipped_utts), "oom_batches": int(summed.oom_batches),
-                "nonfinite_steps": int(summed.nonfinite_steps),
+                "nonfinite_steps": int(summed.nonfinite_steps), "bad_audio": int(summed.bad_audio),
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
             }
             log.info("epoch %d: %s", self.epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
@@ -483,21 +527,47 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
 
     The loss is the CTC sum over the utterances kept on *all* ranks divided by their number,
     so gradients equal a single process's on the union of the ranks' batches. A step whose
-    global gradient norm is not finite is skipped (every rank sees the same norm); an
-    out-of-memory batch is skipped on a single process (under DDP it is raised: the other
-    ranks would wait for its gradients forever).
+    global gradient norm is not finite is skipped (every rank sees the same norm). A batch that
+    runs out of memory in the forward pass or the loss is skipped by every rank together: the
+    ranks agree before the backward. Out of memory in the backward is skipped on a single
+    process and raised under DDP (the other ranks are already waiting for its gradients). A
+    batch left empty by bad audio still takes part in every collective, with a dummy utterance
+    that adds nothing to the loss.
 
     Returns:
         (this step's figures on this rank, whether any rank was asked to stop).
     """
     optimizer.zero_grad(set_to_none=True)
     audio = float(batch.durations.sum())
+    feats, feat_lens, texts = batch.feats, batch.feat_lens, batch.texts
+    if not batch.ids:  # 16 silent frames, no transcript: never part of the loss
+        feats, feat_lens, texts = feats.new_zeros(1, 16, feats.size(2)), torch.tensor([16]), [""]
+    kept, n_skip, frames, oom = 0, 0, 0.0, 0
     try:
         with autocast(device, cfg.precision):
-            log_probs, out_lens = step_model(batch.feats.to(device), batch.feat_lens.to(device))
-        loss, kept, n_skip = ctc_loss(log_probs, out_lens, [tokenizer.encode(t) for t in batch.texts])
-        global_kept, stop_count = all_sum([kept, float(stop_requested)], ctx, device)
-        nonfinite = 0
+            log_probs, out_lens = step_model(feats.to(device), feat_lens.to(device))
+        loss, kept, n_skip = ctc_loss(log_probs, out_lens, [tokenizer.encode(t) for t in texts])
+        if not batch.ids:  # the dummy utterance counts for nothing
+            frames, n_skip = 0.0, 0
+        else:
+            frames = float(out_lens.sum())
+    except RuntimeError as err:
+        if not _is_out_of_memory(err):
+            raise
+        oom, log_probs, out_lens, loss = 1, None, None, None
+        log.warning("out of memory on a batch of %d utterances (%.1f s of audio, longest %.1f s): skipped",
+                    len(batch.ids), audio, float(batch.durations.max()) if batch.ids else 0.0)
+    global_kept, stop_count, global_oom = all_sum([kept, float(stop_requested), oom], ctx, device)
+    if global_oom:  # every rank skips this step
+        if not oom:
+            log.warning("another process ran out of memory on its batch: step skipped on every process")
+        del log_probs, out_lens, loss
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return StepStats(audio_s=audio, oom_batches=oom), bool(stop_count)
+    nonfinite = 0
+    try:
         if global_kept:
             scaled = loss * (ctx.world_size / global_kept)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
@@ -511,16 +581,16 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
                 log.warning("non-finite gradient norm (%s): step skipped", float(grad_norm))
             if scaler is not None:
                 scaler.update()
-        loss_value = float(loss.detach())
-        loss_value = loss_value if math.isfinite(loss_value) else 0.0
-        stats = StepStats(loss_value, float(out_lens.sum()), audio, n_skip, 0, nonfinite)
-        return stats, bool(stop_count)
     except RuntimeError as err:
         if ctx.enabled or not _is_out_of_memory(err):
             raise
+        del log_probs, out_lens, loss
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        log.warning("out of memory on a batch of %d utterances (%.1f s of audio, longest %.1f s): skipped",
-                    len(batch.ids), audio, float(batch.durations.max()))
-        return StepStats(audio_s=audio, oom_batches=1), stop_requested
+        log.warning("out of memory in the backward of a batch of %d utterances (%.1f s of audio, longest %.1f s): "
+                    "skipped", len(batch.ids), audio, float(batch.durations.max()))
+        return StepStats(audio_s=audio, oom_batches=1), bool(stop_count)
+    loss_value = float(loss.detach())
+    loss_value = loss_value if math.isfinite(loss_value) else 0.0
+    return StepStats(loss_value, frames, audio, n_skip, 0, nonfinite), bool(stop_count)
