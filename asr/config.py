@@ -85,7 +85,7 @@ class DataConfig:
     max_utt_duration: float = 30.0  # longer training utterances are dropped (and counted)
     cmvn_max_utts: int = 2000  # utterances used to estimate global CMVN
     speed_perturb: list[float] = field(default_factory=list)  # speeds of extra training copies, e.g. [0.9, 1.1]; [] = off
-    num_workers: int = -1  # loader processes reading audio; -1 = auto: 0 on the CPU (measured faster on 2 cores), 4 per GPU
+    num_workers: int = -1  # audio-reading loader processes; -1 = auto: 0 on the CPU, 4 on CUDA (tools/bench/README.md)
 
 
 @dataclass

@@ -1,12 +1,19 @@
 """The one training loop shared by every recipe: CTC loss, AdamW, warm-up/hold/cosine schedule.
 
+The loop reads as its steps (``_Trainer``): set up, load data, restore, train one epoch, end
+the epoch (validate, log), save. Input: the training manifest is read lazily (start-up cost
+and memory do not grow with an epoch's worth of Cut objects); a ``DataLoader`` with
+``data.num_workers`` processes reads and decodes audio ahead of the step, and log-mel, CMVN
+and SpecAugment run on the training device.
+
 Resumable at any checkpoint: model, optimizer, scheduler, sampler position and RNG state
 are restored, so a killed run continues with exactly the batches and random masks it
 would have seen. Runs unchanged under ``torchrun`` (DistributedDataParallel, one sampler
 shard per rank, rank 0 writes), in bf16/fp16 autocast with the CTC loss in fp32, and
 survives faults: SIGTERM/SIGINT save a checkpoint and stop, an out-of-memory batch is
-skipped, a non-finite gradient skips the step, an unreadable checkpoint falls back to the
-one before.
+skipped (by every rank together under DDP), a training cut with missing, unreadable or
+truncated audio is skipped with a warning and counted (``bad_audio`` in ``log.csv``), a
+non-finite gradient skips the step, an unreadable checkpoint falls back to the one before.
 """
 
 from __future__ import annotations
@@ -340,8 +347,10 @@ class _Trainer:
         factors = [1.0] + [float(f) for f in dict.fromkeys(cfg.data.speed_perturb) if f != 1.0]
         durations = np.concatenate([durations / f for f in factors])  # a copy at speed f lasts 1/f as long
         too_long = durations > cfg.data.max_utt_duration
-        log.info("%s: %d training cuts (%d with speed perturbation), %.1f hours; read in %.1f s", train_cuts,
-                 len(durations) // len(factors), len(durations), durations.sum() / 3600, time.time() - started)
+        log.info("%s: %d training cuts%s, %.1f hours; durations read in %.1f s", train_cuts,
+                 len(durations) // len(factors),
+                 f" ({len(durations)} with speed perturbation)" if len(factors) > 1 else "",
+                 durations.sum() / 3600, time.time() - started)
         self.manifest = train_cuts
         cuts = speed_perturb(load_cuts_lazy(train_cuts), cfg.data.speed_perturb)
         if too_long.any():
