@@ -116,6 +116,7 @@ class DataConfig:
     cmvn_max_utts: int = 2000  # utterances used to estimate global CMVN
     speed_perturb: list[float] = field(default_factory=list)  # speeds of extra training copies, e.g. [0.9, 1.1]; [] = off
     eval_max_duration: float = 300.0  # seconds of audio per batch of dev loss/WER and CMVN passes (no gradients)
+    num_workers: int = -1  # audio-reading loader processes; -1 = auto: 0 on the CPU, 4 on CUDA (tools/bench/README.md)
 
 
 @dataclass

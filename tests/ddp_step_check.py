@@ -1,10 +1,12 @@
 """Two training steps of ``asr.training.loop._train_step`` on fixed global batches, alone or under torchrun.
 
-    python tests/ddp_step_check.py CUTS OUT.pt                      # one process, whole batches
-    torchrun --standalone --nproc-per-node 2 tests/ddp_step_check.py CUTS OUT.pt   # rank r: cuts r::2
+    python tests/ddp_step_check.py CUTS OUT.pt [oom]                      # one process, whole batches
+    torchrun --standalone --nproc-per-node 2 tests/ddp_step_check.py CUTS OUT.pt [oom]   # rank r: cuts r::2
 
 Rank 0 saves the summed losses of each step and the final weights; tests/test_ddp.py compares
-the two runs. Dropout and SpecAugment are off, so both runs see the same arithmetic.
+the two runs. Dropout and SpecAugment are off, so both runs see the same arithmetic. With
+``oom``, the first forward pass of the last rank raises an out-of-memory error: every rank must
+skip that step, which leaves the weights of a single process that skipped it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,20 @@ OVERRIDES = ["model.encoder.num_layers=2", "model.encoder.hidden_size=24", "mode
              "model.specaug.freq_masks=0", "model.specaug.time_masks=0", "optim.lr=0.01"]
 
 
-def main(cuts_path: str, out_path: str) -> None:
+def _fail_first_forward() -> None:
+    real_forward = CTCModel.forward
+    calls = {"n": 0}
+
+    def forward(self, feats, feat_lens):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_forward(self, feats, feat_lens)
+
+    CTCModel.forward = forward
+
+
+def main(cuts_path: str, out_path: str, mode: str = "") -> None:
     torch.set_num_threads(1)
     cfg = load_config(None, OVERRIDES)
     device = torch.device("cpu")
@@ -39,13 +54,17 @@ def main(cuts_path: str, out_path: str) -> None:
     step_model = torch.nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
     model.train()
-    losses = []
+    if mode == "oom" and ctx.rank == ctx.world_size - 1:
+        _fail_first_forward()
+    losses, ooms = [], []
     for global_batch in (cuts[:4], cuts[4:]):
         mine = CutSet.from_cuts(global_batch[ctx.rank :: ctx.world_size])
-        stats = _train_step(step_model, model, batcher(mine), tokenizer, optimizer, None, cfg, device, ctx, False)
-        losses.append(all_sum([stats[0]], ctx, device)[0])
+        stats, _ = _train_step(step_model, model, batcher(mine), tokenizer, optimizer, None, cfg, device, ctx, False)
+        loss, oom = all_sum([stats.loss, stats.oom_batches], ctx, device)
+        losses.append(loss)
+        ooms.append(oom)
     if ctx.is_main:
-        torch.save({"losses": losses, "state_dict": model.state_dict()}, out_path)
+        torch.save({"losses": losses, "oom_batches": ooms, "state_dict": model.state_dict()}, out_path)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,20 @@ def _run(command, **kwargs):
     return result
 
 
-def test_two_gloo_ranks_take_the_same_steps_as_one_process_on_the_union_of_their_batches(small_sets, tmp_path):
+@pytest.mark.parametrize("mode", ["", "oom"])
+def test_two_gloo_ranks_take_the_same_steps_as_one_process_on_the_union_of_their_batches(small_sets, tmp_path, mode):
+    """With ``oom``, one rank runs out of memory on the first batch: both skip it, as one process does."""
     cuts = small_sets / "cuts12.jsonl.gz"
     script = str(REPO / "tests" / "ddp_step_check.py")
-    _run([sys.executable, script, str(cuts), str(tmp_path / "single.pt")])
-    _run([*TORCHRUN, script, str(cuts), str(tmp_path / "ddp.pt")])
+    _run([sys.executable, script, str(cuts), str(tmp_path / "single.pt"), mode])
+    _run([*TORCHRUN, script, str(cuts), str(tmp_path / "ddp.pt"), mode])
     single, ddp = torch.load(tmp_path / "single.pt"), torch.load(tmp_path / "ddp.pt")
     assert ddp["losses"] == pytest.approx(single["losses"], rel=1e-5)
-    assert single["losses"][1] != pytest.approx(single["losses"][0], rel=1e-3)  # the weights did move
+    if mode == "oom":
+        assert single["oom_batches"] == ddp["oom_batches"] == [1, 0]
+        assert ddp["losses"][0] == 0.0 < ddp["losses"][1]
+    else:
+        assert single["losses"][1] != pytest.approx(single["losses"][0], rel=1e-3)  # the weights did move
     for key, value in single["state_dict"].items():
         torch.testing.assert_close(ddp["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
 
@@ -59,3 +65,18 @@ def test_asr_train_runs_unchanged_under_torchrun(small_sets, tmp_path):
     state = load_file(exp / "checkpoints/epoch-002.pt")["train_state"]
     assert len(state["rng"]) == 2  # both ranks' random streams, for an exact resume
     assert (exp / "train.log").read_text().count("epoch 2: ") == 1
+
+
+def test_bad_training_audio_under_torchrun_is_skipped_named_and_counted(small_sets, tmp_path):
+    from test_loader import bad_audio_manifest
+
+    manifest, bad_files = bad_audio_manifest(small_sets, tmp_path)
+    exp = tmp_path / "exp"
+    result = _run([*TORCHRUN, "-m", "asr.cli", "train", "--train", str(manifest), "--dev",
+                   str(small_sets / "cuts12.jsonl.gz"), "--exp-dir", str(exp), *TINY, "epochs=2"])
+    with open(exp / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["bad_audio"]) for r in rows] == [3, 3]  # summed over both ranks
+    for path in bad_files:
+        assert str(path) in result.stderr
+    assert "Traceback" not in result.stderr

@@ -122,21 +122,3 @@ def test_bpe_units_train_and_beam_decode(small_sets, tmp_path):
     results = list(decode_cuts(model, tokenizer, load_cuts(cuts), "beam", beam_size=4))
     assert len(results) == 12
     assert all(isinstance(hyp.text, str) for _, _, hyp in results)
-
-
-def test_background_prefetch_yields_the_same_batches_and_sampler_states(small_sets):
-    from asr.config import FeatureConfig
-    from asr.data.cuts import FeatureBatcher, prefetched, train_sampler
-
-    cuts = load_cuts(small_sets / "cuts12.jsonl.gz")
-    cfg = load_config(None, TINY)
-    batcher = FeatureBatcher(FeatureConfig())
-    runs = []
-    for background in (False, True):
-        sampler = train_sampler(cuts, cfg.data, 0)
-        runs.append([(b.ids, b.feats, state) for b, state in prefetched(sampler, batcher, background)])
-    assert len(runs[0]) == len(runs[1]) > 1
-    assert runs[0][0][2]["diagnostics"] != runs[0][1][2]["diagnostics"]  # states do tell batches apart
-    for (ids_a, feats_a, state_a), (ids_b, feats_b, state_b) in zip(*runs):
-        assert ids_a == ids_b and torch.equal(feats_a, feats_b)
-        assert state_a["diagnostics"] == state_b["diagnostics"]  # the position after *this* batch

@@ -25,7 +25,8 @@ def speed_perturb(cuts: CutSet, factors: Sequence[float]) -> CutSet:
         factors: speed factors, e.g. ``[0.9, 1.1]`` (Kaldi's ``0.9 1.0 1.1``: the originals stay first).
 
     Returns:
-        An eager CutSet of ``len(cuts) * (1 + number of factors other than 1.0)`` cuts.
+        ``len(cuts) * (1 + number of factors other than 1.0)`` cuts: eager for eager ``cuts``; for
+        lazy ones a lazy chain (the copies are made as it is iterated, nothing is held).
     """
     bad = [f for f in factors if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 10]
     if bad:
@@ -33,6 +34,12 @@ def speed_perturb(cuts: CutSet, factors: Sequence[float]) -> CutSet:
     extra = [float(f) for f in dict.fromkeys(factors) if f != 1.0]
     if not extra:
         return cuts
+    if cuts.is_lazy:
+        log.info("speed perturbation %s: %d copies of every cut, made as they are read", extra, len(extra))
+        chained = cuts
+        for factor in extra:
+            chained = chained + cuts.perturb_speed(factor)  # lazy: a LazyIteratorChain
+        return chained
     perturbed = [cut.perturb_speed(factor) for factor in extra for cut in cuts]
     log.info("speed perturbation %s: %d + %d cuts", extra, len(cuts), len(perturbed))
     return CutSet.from_cuts([*cuts, *perturbed])

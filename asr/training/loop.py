@@ -1,12 +1,19 @@
 """The one training loop shared by every recipe: CTC loss, AdamW, warm-up/hold/cosine schedule.
 
+The loop reads as its steps (``_Trainer``): set up, load data, restore, train one epoch, end
+the epoch (validate, log), save. Input: the training manifest is read lazily (start-up cost
+and memory do not grow with an epoch's worth of Cut objects); a ``DataLoader`` with
+``data.num_workers`` processes reads and decodes audio ahead of the step, and log-mel, CMVN
+and SpecAugment run on the training device.
+
 Resumable at any checkpoint: model, optimizer, scheduler, sampler position and RNG state
 are restored, so a killed run continues with exactly the batches and random masks it
 would have seen. Runs unchanged under ``torchrun`` (DistributedDataParallel, one sampler
 shard per rank, rank 0 writes), in bf16/fp16 autocast with the CTC loss in fp32, and
 survives faults: SIGTERM/SIGINT save a checkpoint and stop, an out-of-memory batch is
-skipped, a non-finite gradient skips the step, an unreadable checkpoint falls back to the
-one before.
+skipped (by every rank together under DDP), a training cut with missing, unreadable or
+truncated audio is skipped with a warning and counted (``bad_audio`` in ``log.csv``), a
+non-finite gradient skips the step, an unreadable checkpoint falls back to the one before.
 """
 
 from __future__ import annotations
@@ -20,16 +27,21 @@ import random
 import resource
 import signal
 import time
+from dataclasses import dataclass, fields
+from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 from lhotse import CutSet
+from tqdm import tqdm
 
 from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
 from ..config import DataConfig, TrainConfig, from_dict, to_dict
-from ..data.cuts import Batch, FeatureBatcher, cut_text, eval_batches, load_cuts, prefetched, train_sampler
+from ..data.cuts import (AudioBatch, AudioDataset, Batch, FeatureBatcher, estimate_batches, eval_batches, load_cuts,
+                         load_cuts_lazy, scan_manifest, train_loader, train_sampler)
 from .distributed import Dist, all_sum, broadcast_object, gather_objects, init_distributed, pick_device
 from ..decoding.search import greedy_search
 from ..model.ctc import CTCModel
@@ -37,7 +49,7 @@ from ..audio.perturb import speed_perturb
 from ..scoring.score import score
 from ..data.tokenizer import build_tokenizer
 
-__all__ = ["train", "TrainingStopped", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate", "autocast"]
+__all__ = ["train", "TrainingStopped", "StepStats", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate", "autocast"]
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +96,23 @@ def ctc_loss(log_probs, out_lens, targets: list[list[int]]) -> tuple[torch.Tenso
 @torch.no_grad()
 def compute_cmvn(cuts: CutSet, batcher: FeatureBatcher, max_utts: int,
                  max_duration: float = DataConfig.eval_max_duration) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """Frame count, per-channel sum and sum of squares (float64) over up to ``max_utts`` cuts."""
-    subset = cuts.subset(first=min(max_utts, len(cuts)))
+    """Frame count, per-channel sum and sum of squares (float64) over the first ``max_utts`` cuts.
+
+    Only those cuts are read (a lazy ``cuts`` is not iterated further); any whose audio cannot be
+    read are left out.
+    """
+    subset = CutSet.from_cuts(islice(cuts, max_utts))
+    reader = AudioDataset(batcher.cfg.sample_rate)  # cuts with bad audio are left out (training reports them)
     count, total, total_sq = 0, 0.0, 0.0
     for batch_cuts in eval_batches(subset, max_duration):
-        batch = batcher(batch_cuts)
+        batch = batcher.from_audio(reader[(batch_cuts, None)])
         for feats, n in zip(batch.feats, batch.feat_lens.tolist()):
             frames = feats[:n].double()
             count += n
             total = total + frames.sum(0)
             total_sq = total_sq + (frames**2).sum(0)
+    if count == 0:
+        raise ValueError(f"no readable audio among the first {max_utts} training cuts: cannot estimate CMVN")
     return count, total, total_sq
 
 
@@ -245,9 +264,12 @@ def _warn_config_changes(saved: dict, current: dict, prefix: str = "") -> None:
                         prefix, key, b, a)
 
 
-def _new_model(cfg: TrainConfig, cuts: CutSet, batcher: FeatureBatcher) -> dict:
-    """Tokenizer trained on ``cuts`` and an initialised model with CMVN statistics, as a package."""
-    tokenizer = build_tokenizer(cfg.tokenizer, (cut_text(c) for c in cuts))
+def _new_model(cfg: TrainConfig, manifest: str | Path, cuts: CutSet, batcher: FeatureBatcher) -> dict:
+    """Tokenizer trained on the transcripts of ``manifest`` (one cheap pass, no Cut objects) and an
+    initialised model with CMVN statistics from the first cuts of ``cuts``, as a package."""
+    scan = scan_manifest(manifest, texts=True)
+    texts = (t for t, d in zip(scan.texts, scan.durations) if d <= cfg.data.max_utt_duration)  # the cuts trained on
+    tokenizer = build_tokenizer(cfg.tokenizer, texts)
     model = CTCModel(cfg.model, len(tokenizer.units))
     model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts, cfg.data.eval_max_duration))
     return model_package(model, tokenizer)
@@ -262,6 +284,231 @@ def _log_epoch(csv_path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
+@dataclass
+class StepStats:
+    """What training did on this rank: one step's figures, or their running sum over an epoch."""
+
+    loss: float = 0.0  # summed CTC loss of the utterances in the loss
+    frames: float = 0.0  # output frames of those batches
+    audio_s: float = 0.0  # seconds of audio trained on
+    skipped_utts: float = 0.0  # utterances left out of the loss (too short for their labels)
+    oom_batches: float = 0.0  # batches skipped for running out of memory
+    nonfinite_steps: float = 0.0  # steps skipped for a non-finite gradient norm
+    bad_audio: float = 0.0  # training cuts left out because their audio is missing, unreadable or truncated
+
+    def __iadd__(self, other: StepStats) -> StepStats:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def summed(self, ctx: Dist, device: torch.device) -> StepStats:
+        """The sum of every rank's figures (all ranks take part)."""
+        return StepStats(*all_sum([getattr(self, f.name) for f in fields(self)], ctx, device))
+
+    def loss_per_frame(self) -> float:
+        return self.loss / max(self.frames, 1)
+
+
+class _MaxSteps(Exception):
+    """Internal: ``cfg.max_steps`` reached; ``path`` is the checkpoint written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+
+class _Trainer:
+    """One training run: its named steps share the model, optimiser, sampler and counters held here."""
+
+    def __init__(self, cfg: TrainConfig, exp_dir: Path):
+        """Set up: device, process group, threads, logging, the resolved config beside the checkpoints."""
+        self.cfg = cfg
+        self.exp_dir = exp_dir
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        self.device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.ctx = init_distributed(self.device)
+        _setup_logging(exp_dir, self.ctx)
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(cfg.num_threads or max(1, cores // self.ctx.local_world_size))
+        if self.ctx.is_main:
+            (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        log.info("config:\n%s", yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
+        log.info("device %s, precision %s, %d process(es)", self.device, cfg.precision, self.ctx.world_size)
+        autocast(self.device, cfg.precision)  # rejects a bad precision before any work
+        self.epoch, self.step = 0, 0
+
+    def load_data(self, train_cuts: str | Path, dev_cuts: str | Path) -> None:
+        """Training cuts, read lazily (speed-perturbed, too-long ones dropped), dev cuts, the feature batcher.
+
+        Nothing holds the training set in memory: one cheap pass reads the cut durations (for the
+        counts logged and the estimated number of batches per epoch); the sampler then reads the
+        manifest as it goes, every epoch.
+        """
+        cfg = self.cfg
+        started = time.time()
+        durations = scan_manifest(train_cuts).durations
+        factors = [1.0] + [float(f) for f in dict.fromkeys(cfg.data.speed_perturb) if f != 1.0]
+        durations = np.concatenate([durations / f for f in factors])  # a copy at speed f lasts 1/f as long
+        too_long = durations > cfg.data.max_utt_duration
+        log.info("%s: %d training cuts%s, %.1f hours; durations read in %.1f s", train_cuts,
+                 len(durations) // len(factors),
+                 f" ({len(durations)} with speed perturbation)" if len(factors) > 1 else "",
+                 durations.sum() / 3600, time.time() - started)
+        self.manifest = train_cuts
+        cuts = speed_perturb(load_cuts_lazy(train_cuts), cfg.data.speed_perturb)
+        if too_long.any():
+            log.warning("dropping %d training utterances longer than %.1f s", int(too_long.sum()),
+                        cfg.data.max_utt_duration)
+            cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration)
+        self.cuts = cuts
+        self.durations = durations[~too_long]
+        self.dev = load_cuts(dev_cuts)
+        self.batcher = FeatureBatcher(cfg.model.features)
+
+    def restore(self) -> None:
+        """Model, optimiser, schedule, sampler position and random streams: from the newest checkpoint, or new."""
+        cfg, ctx, device = self.cfg, self.ctx, self.device
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        state = _latest_checkpoint(self.exp_dir)
+        if state is not None:
+            _warn_config_changes(state["train_config"], to_dict(cfg))
+        package = state or broadcast_object(
+            _new_model(cfg, self.manifest, self.cuts, self.batcher) if ctx.is_main else None, ctx)
+        self.model, self.tokenizer = model_from_package(package)
+        self.model.to(device)
+        log.info("%d units, %.2fM parameters", len(self.tokenizer.units),
+                 sum(p.numel() for p in self.model.parameters()) / 1e6)
+        self.step_model = self.model
+        if ctx.enabled:
+            self.step_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+        torch.manual_seed(cfg.seed + ctx.rank)  # each rank draws its own SpecAugment masks
+        random.seed(cfg.seed + ctx.rank)
+
+        self.sampler = train_sampler(self.cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank)
+        workers = cfg.data.num_workers
+        if workers < 0:  # auto: see DataConfig.num_workers
+            workers = 4 if device.type == "cuda" else 0
+        self.loader = train_loader(self.sampler, cfg.model.features.sample_rate, workers, device.type == "cuda")
+        # An estimate (no pass over the epoch): sets the LR schedule's length and the progress bar only.
+        self.steps_per_epoch = estimate_batches(self.durations, cfg.data, ctx.world_size)
+        total_steps = self.steps_per_epoch * cfg.epochs
+        log.info("about %d batches per epoch and process (estimated from %.1f hours of audio), %d loader workers",
+                 self.steps_per_epoch, self.durations.sum() / 3600, workers)
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        hold = int(o.hold_fraction * total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, o.warmup_steps, hold, total_steps, o.final_lr_ratio)
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        if state is None:
+            return
+        ts = state["train_state"]
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.scheduler.load_state_dict(ts["scheduler"])
+        self.sampler.load_state_dict(ts["sampler"])
+        if self.scaler is not None and "scaler" in ts:
+            self.scaler.load_state_dict(ts["scaler"])
+        rngs = ts["rng"]
+        if len(rngs) == ctx.world_size:
+            _set_rng_state(rngs[ctx.rank], device)
+        else:
+            log.warning("checkpoint from %d process(es), now %d: random streams restart", len(rngs), ctx.world_size)
+        self.epoch, self.step = ts["epoch"], ts["step"]
+
+    def train_one_epoch(self, stop: _StopOnSignal) -> StepStats:
+        """The rest of the current epoch; raises ``TrainingStopped`` on a signal, ``_MaxSteps`` at the step limit.
+
+        Returns this rank's totals over the batches trained in this call.
+        """
+        cfg, ctx = self.cfg, self.ctx
+        self.sampler.set_epoch(self.epoch)
+        self.model.train()
+        started = time.time()
+        totals = StepStats()
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}", unit="batch",
+                   disable=None if ctx.is_main else True)
+        try:
+            for audio in self.loader:
+                batch, sampler_state = self._features(audio), audio.sampler_state
+                stats, stop_requested = _train_step(self.step_model, self.model, batch, self.tokenizer, self.optimizer,
+                                                    self.scaler, cfg, self.device, ctx, stop.signum is not None)
+                self.scheduler.step()
+                self.step += 1
+                stats.bad_audio = len(audio.bad_audio)
+                totals += stats
+                speed = totals.audio_s * ctx.world_size / (time.time() - started)
+                bar.set_postfix(loss=f"{totals.loss_per_frame():.3f}", audio_s_per_s=f"{speed:.0f}")
+                bar.update()
+                if self.step % cfg.log_every == 0:
+                    log.info("epoch %d step %d loss/frame %.4f lr %.2e %.0f audio-s/s", self.epoch + 1, self.step,
+                             totals.loss_per_frame(), self.scheduler.get_last_lr()[0], speed)
+                if stop_requested:  # some rank was asked to stop
+                    path = self.save(f"step-{self.step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
+                    raise TrainingStopped(stop.signum or signal.SIGTERM, path)
+                if cfg.save_every_steps and self.step % cfg.save_every_steps == 0:
+                    self.save(f"step-{self.step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
+                if cfg.max_steps and self.step >= cfg.max_steps:
+                    log.info("stopping at step %d (max_steps)", self.step)
+                    raise _MaxSteps(self.save(f"step-{self.step:08d}.pt", epoch_done=False, sampler_state=sampler_state))
+        finally:
+            bar.close()
+        return totals
+
+    def _features(self, audio: AudioBatch) -> Batch:
+        """Log-mel features of the loader's batch on the training device; bad audio reported here, once."""
+        for message in audio.bad_audio:
+            log.warning("skipping a training cut: %s", message)
+        return self.batcher.from_audio(audio, self.device)
+
+    def end_epoch(self, totals: StepStats, elapsed: float) -> Path:
+        """Sum the ranks' totals, validate, log a row of ``log.csv`` (rank 0), save the epoch checkpoint."""
+        summed = totals.summed(self.ctx, self.device)
+        if self.ctx.is_main:
+            metrics = evaluate(self.model, self.tokenizer, self.dev, self.batcher, self.device, self.cfg.precision,
+                               self.cfg.data.eval_max_duration)
+            row = {
+                "epoch": self.epoch + 1, "step": self.step, "lr": f"{self.scheduler.get_last_lr()[0]:.3e}",
+                "train_loss": f"{summed.loss_per_frame():.4f}", "dev_loss": f"{metrics['loss']:.4f}",
+                "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
+                "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{summed.audio_s / elapsed:.1f}",
+                "skipped_utts": int(summed.skipped_utts), "oom_batches": int(summed.oom_batches),
+                "nonfinite_steps": int(summed.nonfinite_steps), "bad_audio": int(summed.bad_audio),
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            }
+            log.info("epoch %d: %s", self.epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
+            _log_epoch(self.exp_dir / "log.csv", row)
+        path = self.save(f"epoch-{self.epoch + 1:03d}.pt", epoch_done=True)
+        self.epoch += 1
+        return path
+
+    def save(self, name: str, epoch_done: bool, sampler_state: dict | None = None) -> Path:
+        """Write checkpoint ``name`` (rank 0; every rank hands in its random state) and prune old ones.
+
+        ``sampler_state`` is the sampler's state just after the batch last trained on (the sampler
+        itself may be ahead, prefetching); None takes the sampler's own (at an epoch's end).
+        """
+        rngs = gather_objects(_rng_state(self.device), self.ctx)  # every rank takes part
+        path = self.exp_dir / "checkpoints" / name
+        if not self.ctx.is_main:
+            return path
+        package = model_package(self.model, self.tokenizer)
+        package["train_config"] = to_dict(self.cfg)
+        package["train_state"] = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": sampler_state or self.sampler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "rng": rngs,
+            "epoch": self.epoch + 1 if epoch_done else self.epoch,
+            "step": self.step,
+        }
+        save_atomic(package, path)
+        _prune(self.exp_dir, self.cfg.keep_last)
+        return path
+
+
 def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_dir: str | Path) -> Path:
     """Train a CTC model; resumes from the newest checkpoint in ``exp_dir`` if there is one.
 
@@ -269,163 +516,70 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
     ``train.log`` and ``log.csv``; under torchrun only rank 0 writes. Returns the newest
     checkpoint path. Raises ``TrainingStopped`` after SIGTERM/SIGINT (checkpoint written).
     """
-    from tqdm import tqdm
-
-    exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
-    ctx = init_distributed(device)
-    _setup_logging(exp_dir, ctx)
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(cfg.num_threads or max(1, cores // ctx.local_world_size))
-    if ctx.is_main:
-        (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    log.info("config:\n%s", yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
-    log.info("device %s, precision %s, %d process(es)", device, cfg.precision, ctx.world_size)
-    autocast(device, cfg.precision)  # rejects a bad precision before any work
-
-    cuts = speed_perturb(load_cuts(train_cuts), cfg.data.speed_perturb)
-    too_long = cuts.filter(lambda c: c.duration > cfg.data.max_utt_duration).to_eager()
-    if len(too_long):
-        log.warning("dropping %d training utterances longer than %.1f s", len(too_long), cfg.data.max_utt_duration)
-        cuts = cuts.filter(lambda c: c.duration <= cfg.data.max_utt_duration).to_eager()
-    dev = load_cuts(dev_cuts)
-    batcher = FeatureBatcher(cfg.model.features)
-
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    state = _latest_checkpoint(exp_dir)
-    if state is not None:
-        _warn_config_changes(state["train_config"], to_dict(cfg))
-    package = state or broadcast_object(_new_model(cfg, cuts, batcher) if ctx.is_main else None, ctx)
-    model, tokenizer = model_from_package(package)
-    model.to(device)
-    log.info("%d units, %.2fM parameters", len(tokenizer.units), sum(p.numel() for p in model.parameters()) / 1e6)
-    step_model = model
-    if ctx.enabled:
-        step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
-    torch.manual_seed(cfg.seed + ctx.rank)  # each rank draws its own SpecAugment masks
-    random.seed(cfg.seed + ctx.rank)
-
-    sampler = train_sampler(cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank)
-    steps_per_epoch = sum(1 for _ in train_sampler(cuts, cfg.data, cfg.seed, ctx.world_size, ctx.rank))
-    total_steps = steps_per_epoch * cfg.epochs
-    o = cfg.optim
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    hold = int(o.hold_fraction * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, o.warmup_steps, hold, total_steps, o.final_lr_ratio)
-    )
-    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-    epoch, step = 0, 0
-    if state is not None:
-        ts = state["train_state"]
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        sampler.load_state_dict(ts["sampler"])
-        if scaler is not None and "scaler" in ts:
-            scaler.load_state_dict(ts["scaler"])
-        rngs = ts["rng"]
-        if len(rngs) == ctx.world_size:
-            _set_rng_state(rngs[ctx.rank], device)
-        else:
-            log.warning("checkpoint from %d process(es), now %d: random streams restart", len(rngs), ctx.world_size)
-        epoch, step = ts["epoch"], ts["step"]
-
-    def save(name: str, epoch_done: bool, sampler_state: dict | None = None) -> Path:
-        rngs = gather_objects(_rng_state(device), ctx)  # every rank takes part
-        path = exp_dir / "checkpoints" / name
-        if not ctx.is_main:
-            return path
-        package = model_package(model, tokenizer)
-        package["train_config"] = to_dict(cfg)
-        package["train_state"] = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "sampler": sampler_state or sampler.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "rng": rngs,
-            "epoch": epoch + 1 if epoch_done else epoch,
-            "step": step,
-        }
-        save_atomic(package, path)
-        _prune(exp_dir, cfg.keep_last)
-        return path
-
+    trainer = _Trainer(cfg, Path(exp_dir))
+    trainer.load_data(train_cuts, dev_cuts)
+    trainer.restore()
     last_path = None
     with _StopOnSignal() as stop:
-        while epoch < cfg.epochs:
-            sampler.set_epoch(epoch)
-            model.train()
+        while trainer.epoch < cfg.epochs:
             started = time.time()
-            # loss, frames, audio seconds, skipped utterances, out-of-memory batches, non-finite steps
-            totals = [0.0] * 6
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch", disable=None if ctx.is_main else True)
-            for batch, sampler_state in prefetched(sampler, batcher, background=device.type == "cuda"):
-                stats = _train_step(step_model, model, batch, tokenizer, optimizer, scaler, cfg, device, ctx,
-                                    stop.signum is not None)
-                scheduler.step()
-                step += 1
-                totals = [a + b for a, b in zip(totals, stats[:6])]
-                speed = totals[2] * ctx.world_size / (time.time() - started)
-                bar.set_postfix(loss=f"{totals[0] / max(totals[1], 1):.3f}", audio_s_per_s=f"{speed:.0f}")
-                bar.update()
-                if step % cfg.log_every == 0:
-                    log.info("epoch %d step %d loss/frame %.4f lr %.2e %.0f audio-s/s", epoch + 1, step,
-                             totals[0] / max(totals[1], 1), scheduler.get_last_lr()[0], speed)
-                if stats[6]:  # some rank was asked to stop
-                    bar.close()
-                    path = save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
-                    raise TrainingStopped(stop.signum or signal.SIGTERM, path)
-                if cfg.save_every_steps and step % cfg.save_every_steps == 0:
-                    last_path = save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
-                if cfg.max_steps and step >= cfg.max_steps:
-                    bar.close()
-                    log.info("stopping at step %d (max_steps)", step)
-                    return save(f"step-{step:08d}.pt", epoch_done=False, sampler_state=sampler_state)
-            bar.close()
-            elapsed = time.time() - started
-            loss_sum, frames, audio, skipped, ooms, nonfinite = all_sum(totals, ctx, device)
-            if ctx.is_main:
-                metrics = evaluate(model, tokenizer, dev, batcher, device, cfg.precision, cfg.data.eval_max_duration)
-                row = {
-                    "epoch": epoch + 1, "step": step, "lr": f"{scheduler.get_last_lr()[0]:.3e}",
-                    "train_loss": f"{loss_sum / max(frames, 1):.4f}", "dev_loss": f"{metrics['loss']:.4f}",
-                    "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
-                    "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{audio / elapsed:.1f}",
-                    "skipped_utts": int(skipped), "oom_batches": int(ooms), "nonfinite_steps": int(nonfinite),
-                    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                }
-                log.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
-                _log_epoch(exp_dir / "log.csv", row)
-            last_path = save(f"epoch-{epoch + 1:03d}.pt", epoch_done=True)
-            epoch += 1
-            if all_sum([float(stop.signum is not None)], ctx, device)[0]:
+            try:
+                totals = trainer.train_one_epoch(stop)
+            except _MaxSteps as reached:
+                return reached.path
+            last_path = trainer.end_epoch(totals, time.time() - started)
+            if all_sum([float(stop.signum is not None)], trainer.ctx, trainer.device)[0]:
                 raise TrainingStopped(stop.signum or signal.SIGTERM, last_path)
     return last_path
 
 
 def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer, scaler, cfg: TrainConfig,
-                device: torch.device, ctx: Dist, stop_requested: bool) -> list[float]:
+                device: torch.device, ctx: Dist, stop_requested: bool) -> tuple[StepStats, bool]:
     """One optimiser step on this rank's ``batch``.
 
     The loss is the CTC sum over the utterances kept on *all* ranks divided by their number,
     so gradients equal a single process's on the union of the ranks' batches. A step whose
-    global gradient norm is not finite is skipped (every rank sees the same norm); an
-    out-of-memory batch is skipped on a single process (under DDP it is raised: the other
-    ranks would wait for its gradients forever).
+    global gradient norm is not finite is skipped (every rank sees the same norm). A batch that
+    runs out of memory in the forward pass or the loss is skipped by every rank together: the
+    ranks agree before the backward. Out of memory in the backward is skipped on a single
+    process and raised under DDP (the other ranks are already waiting for its gradients). A
+    batch left empty by bad audio still takes part in every collective, with a dummy utterance
+    that adds nothing to the loss.
 
-    Returns [loss sum, frames, audio seconds, skipped utts, oom batches, non-finite steps, stop requested].
+    Returns:
+        (this step's figures on this rank, whether any rank was asked to stop).
     """
     optimizer.zero_grad(set_to_none=True)
     audio = float(batch.durations.sum())
+    feats, feat_lens, texts = batch.feats, batch.feat_lens, batch.texts
+    if not batch.ids:  # 16 silent frames, no transcript: never part of the loss
+        feats, feat_lens, texts = feats.new_zeros(1, 16, feats.size(2)), torch.tensor([16]), [""]
+    kept, n_skip, frames, oom = 0, 0, 0.0, 0
     try:
         with autocast(device, cfg.precision):
-            log_probs, out_lens = step_model(batch.feats.to(device), batch.feat_lens.to(device))
-        loss, kept, n_skip = ctc_loss(log_probs, out_lens, [tokenizer.encode(t) for t in batch.texts])
-        global_kept, stop_count = all_sum([kept, float(stop_requested)], ctx, device)
-        nonfinite = 0
+            log_probs, out_lens = step_model(feats.to(device), feat_lens.to(device))
+        loss, kept, n_skip = ctc_loss(log_probs, out_lens, [tokenizer.encode(t) for t in texts])
+        if not batch.ids:  # the dummy utterance counts for nothing
+            frames, n_skip = 0.0, 0
+        else:
+            frames = float(out_lens.sum())
+    except RuntimeError as err:
+        if not _is_out_of_memory(err):
+            raise
+        oom, log_probs, out_lens, loss = 1, None, None, None
+        log.warning("out of memory on a batch of %d utterances (%.1f s of audio, longest %.1f s): skipped",
+                    len(batch.ids), audio, float(batch.durations.max()) if batch.ids else 0.0)
+    global_kept, stop_count, global_oom = all_sum([kept, float(stop_requested), oom], ctx, device)
+    if global_oom:  # every rank skips this step
+        if not oom:
+            log.warning("another process ran out of memory on its batch: step skipped on every process")
+        del log_probs, out_lens, loss
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return StepStats(audio_s=audio, oom_batches=oom), bool(stop_count)
+    nonfinite = 0
+    try:
         if global_kept:
             scaled = loss * (ctx.world_size / global_kept)
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
@@ -439,15 +593,16 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
                 log.warning("non-finite gradient norm (%s): step skipped", float(grad_norm))
             if scaler is not None:
                 scaler.update()
-        loss_value = float(loss.detach())
-        loss_value = loss_value if math.isfinite(loss_value) else 0.0
-        return [loss_value, float(out_lens.sum()), audio, n_skip, 0, nonfinite, stop_count]
     except RuntimeError as err:
         if ctx.enabled or not _is_out_of_memory(err):
             raise
+        del log_probs, out_lens, loss
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        log.warning("out of memory on a batch of %d utterances (%.1f s of audio, longest %.1f s): skipped",
-                    len(batch.ids), audio, float(batch.durations.max()))
-        return [0.0, 0.0, audio, 0, 1, 0, float(stop_requested)]
+        log.warning("out of memory in the backward of a batch of %d utterances (%.1f s of audio, longest %.1f s): "
+                    "skipped", len(batch.ids), audio, float(batch.durations.max()))
+        return StepStats(audio_s=audio, oom_batches=1), bool(stop_count)
+    loss_value = float(loss.detach())
+    loss_value = loss_value if math.isfinite(loss_value) else 0.0
+    return StepStats(loss_value, frames, audio, n_skip, 0, nonfinite), bool(stop_count)

@@ -171,9 +171,9 @@ def toolkit_step(model, optimizer, scheduler, tokenizer, w: Work, cfg: TrainConf
     """One optimiser step exactly as in ``asr.training.loop.train``; returns the summed loss."""
     batch = Batch(ids=[], texts=w.texts, feats=w.feats, feat_lens=w.feat_lens,
                   durations=torch.tensor([w.audio_s]))
-    stats = _train_step(model, model, batch, tokenizer, optimizer, None, cfg, w.feats.device, Dist(), False)
+    stats, _ = _train_step(model, model, batch, tokenizer, optimizer, None, cfg, w.feats.device, Dist(), False)
     scheduler.step()
-    return stats[0]
+    return stats.loss
 
 
 def bare_step(model, optimizer, w: Work) -> float:
