@@ -17,7 +17,7 @@ from asr.data.cuts import (AudioDataset, FeatureBatcher, estimate_batches, load_
                            train_loader, train_sampler)
 from asr.model.checkpoint import load_file
 from asr.training.loop import train
-from conftest import TINY
+from helpers import TINY
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
