@@ -550,11 +550,11 @@ def _add_package_parser(sub) -> None:
 def _add_stream_parser(sub) -> None:
     p = sub.add_parser("stream", help="live recognition of a file or of raw PCM on stdin: partial and final results")
     p.add_argument("model", type=Path, help="a streamable model (unidirectional or LC-BLSTM): folder, file or hub id")
-    p.add_argument("audio", nargs="?", default="-", help="audio file, or '-' (default) for raw 16-bit little-endian "
+    p.add_argument("audio", nargs="?", help="audio file, or '-' (the default) for raw 16-bit little-endian "
                    "mono PCM on stdin (ffmpeg -f s16le -ac 1 -, arecord -f S16_LE)")
     _option(p, "--sample-rate", cfg=StreamConfig, name="pcm_sample_rate", type=int, help="rate of the PCM on stdin")
     _flag(p, "--realtime", help="feed a file no faster than real time")
-    p.add_argument("--format", choices=["text", "json"], default="text", help="text: final results one per line, "
+    p.add_argument("--format", choices=["text", "json"], help="text (default): final results one per line, "
                    "partial ones on one updating stderr line; json: one Vosk-shaped object per event on stdout")
     _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
             help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr transcribe')")
@@ -571,9 +571,9 @@ def _add_stream_parser(sub) -> None:
 def _stream(args) -> None:
     from .inference.stream import stream_audio
 
-    stream_audio(args.model, args.audio, _config(StreamConfig, args), args.format, bool(args.realtime),
+    stream_audio(args.model, args.audio or "-", _config(StreamConfig, args), realtime=bool(args.realtime),
                  method=args.method or SearchConfig.method, lm_params=args.lm_params,
-                 **_given(args, *_SEARCH_OPTIONS, "device"))
+                 **_given(args, *_SEARCH_OPTIONS, "device"), **{"fmt": args.format} if args.format else {})
 
 
 def _add_serve_parser(sub) -> None:

@@ -64,7 +64,7 @@ def _direct(prototype: Stream, pcm: bytes, rate: int = 16000) -> list[dict]:
     stream = prototype.fork()
     results = []
     for i in range(0, len(pcm), CHUNK):
-        stream.accept_waveform(np.frombuffer(pcm[i : i + CHUNK], dtype="<i2"), rate)
+        stream.accept_waveform(np.frombuffer(pcm[i : i + CHUNK], dtype="<i2").copy(), rate)
         results += stream.result()
     results += stream.finish()
     return [{"result": [word_row(w) for w in r.words], "text": r.text} for r in results]

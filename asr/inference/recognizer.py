@@ -59,7 +59,8 @@ class Pretrained(NamedTuple):
 
 
 def load_pretrained(path: str | Path, method: str = SearchConfig.method, lm_params: str | Path | None = None,
-                    search_options: dict | None = None, device: str | torch.device = "cpu") -> Pretrained:
+                    search_options: dict | None = None,
+                    device: str | torch.device = TranscribeConfig.device) -> Pretrained:
     """Model, tokenizer, search and calibrator of ``path`` as ``Recognizer.from_pretrained`` and
     ``Stream.from_pretrained`` both build them (see the former for the arguments)."""
     search_options = dict(search_options or {})

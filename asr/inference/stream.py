@@ -203,7 +203,7 @@ class Stream:
     @classmethod
     def from_pretrained(cls, path: str | Path, method: str = SearchConfig.method, *,
                         lm_params: str | Path | None = None, cfg: StreamConfig | None = None,
-                        device: str = "cpu", **search_options) -> Stream:
+                        device: str | None = None, **search_options) -> Stream:
         """A stream on a model as ``asr.Recognizer.from_pretrained`` loads it (the same code:
         ``load_pretrained``): a folder's LM and tuned values for beam-lm, ``calibration.json``.
 
@@ -212,9 +212,9 @@ class Stream:
             method: ``"greedy"``, ``"beam"`` or ``"beam-lm"``; ``search_options`` as for the Recognizer.
             lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
             cfg: endpointing and partial interval.
-            device: only the CPU runs streams (``"auto"`` picks it without a GPU).
+            device: None or one naming the CPU: only the CPU runs streams (``"auto"`` picks it without a GPU).
         """
-        if _device(device).type != "cpu":
+        if device is not None and _device(device).type != "cpu":
             raise ValueError(f"device: a stream runs its model on the CPU, got {device!r}")
         loaded = load_pretrained(path, method, lm_params, search_options, "cpu")
         return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)
