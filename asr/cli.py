@@ -554,7 +554,7 @@ def _add_stream_parser(sub) -> None:
                    "mono PCM on stdin (ffmpeg -f s16le -ac 1 -, arecord -f S16_LE)")
     _option(p, "--sample-rate", cfg=StreamConfig, name="pcm_sample_rate", type=int, help="rate of the PCM on stdin")
     _flag(p, "--realtime", help="feed a file no faster than real time")
-    p.add_argument("--format", choices=["text", "json"], help="text (default): final results one per line, "
+    p.add_argument("--format", dest="fmt", choices=["text", "json"], help="text (default): final results one per line, "
                    "partial ones on one updating stderr line; json: one Vosk-shaped object per event on stdout")
     _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
             help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr transcribe')")
@@ -573,7 +573,7 @@ def _stream(args) -> None:
 
     stream_audio(args.model, args.audio or "-", _config(StreamConfig, args), realtime=bool(args.realtime),
                  method=args.method or SearchConfig.method, lm_params=args.lm_params,
-                 **_given(args, *_SEARCH_OPTIONS, "device"), **{"fmt": args.format} if args.format else {})
+                 **_given(args, *_SEARCH_OPTIONS, "device", "fmt"))
 
 
 def _add_serve_parser(sub) -> None:
