@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, DecodeConfig, ExportConfig, HotwordConfig,
                      LibriSpeechPrepareConfig, LMBuildConfig, PackageConfig, ScoreConfig, SearchConfig, SegmentConfig,
-                     TimitPrepareConfig, TranscribeConfig, TuneConfig)
+                     ServerConfig, StreamConfig, TimitPrepareConfig, TranscribeConfig, TuneConfig)
 
 __all__ = ["main"]
 
@@ -499,6 +499,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_calibrate_parser(sub)
     _add_package_parser(sub)
     _add_stream_parser(sub)
+    _add_serve_parser(sub)
     return parser
 
 
@@ -547,48 +548,64 @@ def _add_package_parser(sub) -> None:
 
 
 def _add_stream_parser(sub) -> None:
-    from .config import StreamConfig
-
-    d = StreamConfig()
     p = sub.add_parser("stream", help="live recognition of a file or of raw PCM on stdin: partial and final results")
-    p.add_argument("model", type=Path, help="a streamable model file (unidirectional or LC-BLSTM)")
-    p.add_argument("audio", nargs="?", default="-", help="audio file, or '-' (default) for raw 16-bit little-endian "
+    p.add_argument("model", type=Path, help="a streamable model (unidirectional or LC-BLSTM): folder, file or hub id")
+    p.add_argument("audio", nargs="?", help="audio file, or '-' (the default) for raw 16-bit little-endian "
                    "mono PCM on stdin (ffmpeg -f s16le -ac 1 -, arecord -f S16_LE)")
-    p.add_argument("--sample-rate", type=int, help=f"rate of the PCM on stdin (default {d.pcm_sample_rate})")
-    p.add_argument("--realtime", action="store_true", help="feed a file no faster than real time")
-    p.add_argument("--format", choices=["text", "json"], default="text", help="text: final results one per line, "
+    _option(p, "--sample-rate", cfg=StreamConfig, name="pcm_sample_rate", type=int, help="rate of the PCM on stdin")
+    _flag(p, "--realtime", help="feed a file no faster than real time")
+    p.add_argument("--format", dest="fmt", choices=["text", "json"], help="text (default): final results one per line, "
                    "partial ones on one updating stderr line; json: one Vosk-shaped object per event on stdout")
-    p.add_argument("--method", choices=["greedy", "beam"], help=f"search (default {d.method}); beam takes the "
-                   "beam options below, LM and lexicon included")
-    p.add_argument("--endpoint-silence-ms", type=float, help="blank output this long after speech ends a segment "
-                   f"(default {d.endpoint_silence_ms:g}; 0 = off)")
-    p.add_argument("--max-segment", type=float, help=f"seconds after which a segment ends anyway (default "
-                   f"{d.max_segment_s:g}; 0 = no limit)")
-    p.add_argument("--partial-interval-ms", type=float, help=f"partial results at most this often (default "
-                   f"{d.partial_interval_ms:g})")
-    p.add_argument("--block-ms", type=float, help=f"audio fed per step (default {d.block_ms:g})")
-    p.add_argument("--beam-size", "--beam", type=int, help="hypotheses kept per frame (default 16)")
-    p.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
-    p.add_argument("--lm", type=Path, help="KenLM model (ARPA or binary): words with --lexicon, else the model's units")
-    p.add_argument("--lexicon", type=Path, help="WORD<TAB>UNITS file from 'asr lm lexicon'")
-    p.add_argument("--lm-weight", type=float, help="LM weight (default 2.0)")
-    p.add_argument("--word-score", type=float, help="score added per word, lexicon search only (default 0)")
+    _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
+            help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr transcribe')")
+    _add_search_options(p, "segment")
+    _option(p, "--endpoint-silence-ms", cfg=StreamConfig, type=float, help="blank output this long after speech "
+            "ends a segment (0 = off)")
+    _option(p, "--max-segment", cfg=StreamConfig, name="max_segment_s", type=float, help="seconds after which a "
+            "segment ends anyway (0 = no limit)")
+    _option(p, "--partial-interval-ms", cfg=StreamConfig, type=float, help="partial results at most this often")
+    _option(p, "--block-ms", cfg=StreamConfig, type=float, help="audio fed per step")
     p.set_defaults(func=_stream)
 
 
 def _stream(args) -> None:
-    from .config import StreamConfig
     from .inference.stream import stream_audio
 
-    given = dict(method=args.method, endpoint_silence_ms=args.endpoint_silence_ms, max_segment_s=args.max_segment,
-                 partial_interval_ms=args.partial_interval_ms, block_ms=args.block_ms, pcm_sample_rate=args.sample_rate)
-    beam = dict(beam_size=args.beam_size, beam_threshold=args.beam_threshold, lm=args.lm, lexicon=args.lexicon,
-                lm_weight=args.lm_weight, word_score=args.word_score)
-    beam = {k: v for k, v in beam.items() if v is not None}
-    cfg = StreamConfig(**{k: v for k, v in given.items() if v is not None})
-    if beam and cfg.method != "beam":
-        raise ValueError(f"{', '.join(sorted(beam))}: only for --method beam")
-    stream_audio(args.model, args.audio, cfg, args.format, args.realtime, **beam)
+    stream_audio(args.model, args.audio or "-", _config(StreamConfig, args), realtime=bool(args.realtime),
+                 method=args.method or SearchConfig.method, lm_params=args.lm_params,
+                 **_given(args, *_SEARCH_OPTIONS, "device", "fmt"))
+
+
+def _add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="WebSocket server speaking the Vosk protocol: live partial and final results")
+    p.add_argument("model", type=Path, help="a streamable model (unidirectional or LC-BLSTM): folder, file or hub id")
+    _option(p, "--host", cfg=ServerConfig, help="address to listen on")
+    _option(p, "--port", cfg=ServerConfig, type=int, help="port to listen on (0: a free one, logged)")
+    _option(p, "--sample-rate", cfg=ServerConfig, type=int, help="PCM rate of clients that send no config")
+    _option(p, "--max-sessions", cfg=ServerConfig, type=int, help="open connections at most")
+    _option(p, "--max-frame-bytes", cfg=ServerConfig, type=int, help="largest message accepted")
+    _option(p, "--max-frames-per-audio-s", cfg=ServerConfig, type=float, help="frames per second of audio a "
+            "session may send (a flood of tiny frames is refused)")
+    _option(p, "--idle-timeout-s", cfg=ServerConfig, type=float, help="close a session silent this long (0: never)")
+    _option(p, "--min-step-ms", cfg=ServerConfig, type=float, help="audio buffered before the model runs")
+    _option(p, "--workers", cfg=ServerConfig, type=int, help="threads running the model steps")
+    _option(p, "--torch-threads", cfg=ServerConfig, type=int, help="torch threads per model step")
+    _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
+            help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr transcribe')")
+    _add_search_options(p, "segment")
+    _option(p, "--endpoint-silence-ms", cfg=StreamConfig, type=float, help="blank output this long after speech "
+            "ends a segment (0 = off)")
+    _option(p, "--max-segment", cfg=StreamConfig, name="max_segment_s", type=float, help="seconds after which a "
+            "segment ends anyway (0 = no limit)")
+    _option(p, "--partial-interval-ms", cfg=StreamConfig, type=float, help="partial results at most this often")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args) -> None:
+    from .inference.server import serve
+
+    serve(args.model, _config(ServerConfig, args), _config(StreamConfig, args), method=args.method or
+          SearchConfig.method, lm_params=args.lm_params, **_given(args, *_SEARCH_OPTIONS, "device"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ __all__ = [
     "EncoderConfig",
     "ModelConfig",
     "StreamConfig",
+    "ServerConfig",
     "TokenizerConfig",
     "DataConfig",
     "OptimConfig",
@@ -94,12 +95,27 @@ class ModelConfig:
 
 @dataclass
 class StreamConfig:
-    method: str = "greedy"  # "greedy" or "beam" (torchaudio ctc_decoder, incremental; LM/lexicon via beam options)
     endpoint_silence_ms: float = 800.0  # blank-only output this long after speech ends a segment; 0 = off
     max_segment_s: float = 20.0  # a segment is ended after this much audio even without a pause; 0 = no limit
     partial_interval_ms: float = 200.0  # ``partial()`` recomputes the text at most this often (audio time)
     block_ms: float = 100.0  # ``asr stream``: audio read and fed per step
     pcm_sample_rate: int = 16000  # ``asr stream -``: rate of the raw 16-bit little-endian PCM on stdin
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"  # ``asr serve`` listens here (0.0.0.0: every interface)
+    port: int = 2700  # Vosk's port; 0 picks a free one
+    sample_rate: int = 16000  # Hz of the PCM of a client that sends no {"config": {"sample_rate": N}}
+    min_sample_rate: int = 8000  # lowest client rate accepted (resampled to the model's)
+    max_sample_rate: int = 48000  # highest client rate accepted
+    max_sessions: int = 64  # open connections; one more is told "server busy" and closed (1013)
+    max_frame_bytes: int = 1 << 20  # largest message (32 s of 16 kHz PCM); larger ones close the connection (1009)
+    max_frames_per_audio_s: float = 100.0  # frames per second of audio a session may send (10 ms each on average)
+    idle_timeout_s: float = 60.0  # a session silent this long is closed; 0 = never
+    min_step_ms: float = 50.0  # audio buffered before the model runs: tiny frames cost no model step
+    workers: int = 2  # threads running the model steps of all sessions
+    torch_threads: int = 1  # torch intra-op threads of each step (the workers give the parallelism)
 
 
 @dataclass

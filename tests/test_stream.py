@@ -68,8 +68,8 @@ def test_stream_in_random_blocks_equals_the_whole_file(wav_files, encoder, subsa
     for i, path in enumerate(wav_files[:1]):
         wave = load_audio(path)
         log_probs, lens = _whole(model, wave)
-        stream = Stream(model, TOKENIZER, StreamConfig(method=method, endpoint_silence_ms=0, max_segment_s=0),
-                        keep_log_probs=True)
+        search = BeamSearch(TOKENIZER) if method == "beam" else None
+        stream = Stream(model, TOKENIZER, NO_ENDPOINT, search, keep_log_probs=True)
         results = _feed(stream, wave, 16000, seed=i)
         streamed = stream.log_probs()
         assert streamed.shape == log_probs[0].shape
@@ -199,6 +199,27 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, model_file, wav_files, case):
     elif case == "missing audio":
         run, expected = _asr(model_file, tmp_path / "nope.wav"), f"{tmp_path / 'nope.wav'}: no such file"
     else:
-        run, expected = _asr(model_file, wav_files[0], "--lm-weight", "1"), "only for --method beam"
+        run, expected = _asr(model_file, wav_files[0], "--lm-weight", "1"), "lm_weight: only for method 'beam-lm'"
     err = run.stderr.decode().strip().splitlines()
     assert run.returncode == 1 and len(err) == 1 and expected in err[0] and "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_from_pretrained_builds_the_search_and_calibration_like_the_recognizer(tmp_path, wav_files, method):
+    from asr.decoding.confidence import Calibrator
+
+    model = _model("lc5r2")
+    save_atomic(model_package(model, TOKENIZER), tmp_path / "model.pt")
+    Calibrator("platt", {"a": 0.0, "b": 0.0}).save(tmp_path / "calibration.json")  # every word: conf 0.5
+    options = {"beam_size": 8} if method == "beam" else {}
+    stream = Stream.from_pretrained(tmp_path / "model.pt", method, cfg=NO_ENDPOINT, **options)
+    assert isinstance(stream._search, BeamSearch) == (method == "beam")
+    wave = load_audio(wav_files[0])
+    results = _feed(stream, wave, 16000, seed=3)
+    direct = _feed(Stream(model, TOKENIZER, NO_ENDPOINT, BeamSearch(TOKENIZER, 8) if method == "beam" else None),
+                   wave, 16000, seed=3)
+    assert [r.text for r in results] == [r.text for r in direct] and results[0].text
+    assert [(w.word, w.start, w.end) for w in results[0].words] == [(w.word, w.start, w.end) for w in direct[0].words]
+    assert {w.conf for w in results[0].words} == {0.5} and {w.conf for w in direct[0].words} != {0.5}
+    with pytest.raises(ValueError, match="lm_weight: only for method 'beam-lm'"):
+        Stream.from_pretrained(tmp_path / "model.pt", method, lm_weight=1.0)

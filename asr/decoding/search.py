@@ -301,6 +301,42 @@ class BeamSearch:
         tokens = [t for t in tokens if t != self._sil_id]  # ctc_decoder already drops blanks
         return Hypothesis(tokens, text, float(result.score), words)
 
+    # -- incremental decoding, for a live stream (asr.inference.stream) -------------------------------
+    def fork(self) -> BeamSearch:
+        """The same search with a decoder of its own (its own incremental state), sharing the loaded LM."""
+        return self.replace()
+
+    def begin(self) -> None:
+        """Start an utterance (or segment) fed frame block by frame block through ``step``."""
+        self.decoder.decode_begin()
+
+    def step(self, log_probs: Tensor) -> None:
+        """log_probs (N, V): the next N frames of the open utterance."""
+        self.decoder.decode_step(log_probs.detach().to("cpu", torch.float32).contiguous())
+
+    def partial(self) -> str:
+        """Text of the best hypothesis so far (the open word not closed, as a live display wants)."""
+        best = self.decoder.decoder.get_all_final_hypothesis()
+        return self._hypothesis(self.decoder._to_hypo(best[:1])[0], None).text if best else ""
+
+    def final(self, emissions: Tensor | None = None) -> Hypothesis:
+        """End the open utterance; its best hypothesis, with words when ``emissions`` (T, V) (every
+        frame ``step`` was given) and the frame shift are given, as ``__call__`` would return."""
+        with_words = emissions is not None and self.options["frame_shift"] is not None
+        if with_words:
+            emissions = emissions.detach().to("cpu", torch.float32)
+        if self._close_last_word:  # as ``__call__``: one frame where the word separator is certain
+            closing = torch.full((1, len(self.tokenizer.units)), -1e4)
+            closing[0, self._sil_id] = 0.0
+            self.decoder.decode_step(closing)
+            if with_words:
+                emissions = torch.cat([emissions, closing])  # (T + 1, V), as ``__call__`` aligns it
+        self.decoder.decode_end()
+        best = self.decoder.get_final_hypothesis()
+        if not best:
+            return Hypothesis([], "", float("-inf"))
+        return self._hypothesis(best[0], emissions if with_words else None)
+
     def _append_separator(self, emissions: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, V), (B,) -> (B, T + 1, V), lens + 1: frame ``lens[b]`` emits only the separator."""
         batch, frames, vocab = emissions.shape

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from ..model.files import load_acoustic_model
 from .outputs import FORMATS, Transcript, write_outputs
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
-__all__ = ["Recognizer", "decode", "transcribe"]
+__all__ = ["Pretrained", "load_pretrained", "Recognizer", "decode", "transcribe"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,34 @@ def _device(device: str | torch.device) -> torch.device:
         return torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"device: {err}") from None
+
+
+class Pretrained(NamedTuple):
+    model: Any  # the CTCModel, on its device
+    tokenizer: Any
+    search: GreedySearch | BeamSearch  # with the model's frame shift (words carry times)
+    calibrator: Calibrator | None  # from calibration.json beside the model, if any
+    model_path: Path | None  # the model file (its lm-params.yaml lies beside it); None for a folder
+
+
+def load_pretrained(path: str | Path, method: str = SearchConfig.method, lm_params: str | Path | None = None,
+                    search_options: dict | None = None,
+                    device: str | torch.device = TranscribeConfig.device) -> Pretrained:
+    """Model, tokenizer, search and calibrator of ``path`` as ``Recognizer.from_pretrained`` and
+    ``Stream.from_pretrained`` both build them (see the former for the arguments)."""
+    search_options = dict(search_options or {})
+    check_options(method, search_options, lm_params)  # before the (slow) model load
+    model, tokenizer, extras = load_acoustic_model(path)
+    model = model.to(_device(device))
+    folder = extras.source if extras.source.is_dir() else None
+    model_path = Path(path) if folder is None else None  # a file's lm-params.yaml lies beside it
+    if method == "beam-lm" and folder is not None and lm_params is None:  # the folder's LM and tuned values
+        search_options = {**extras.beam_lm_options(), **{k: v for k, v in search_options.items() if v is not None}}
+    search = make_search(tokenizer, method, search_options, lm_params, model_path=model_path,
+                         frame_shift=frame_shift(model))
+    calibration = folder / CALIBRATION_FILE if folder is not None else default_calibration_path(path)
+    calibrator = load_calibrator(calibration) if calibration.is_file() else None  # from 'asr calibrate'
+    return Pretrained(model, tokenizer, search, calibrator, model_path)
 
 
 class Recognizer:
@@ -98,19 +126,9 @@ class Recognizer:
                 and for beam-lm lm, lexicon, lm_weight, word_score. An option the method does not
                 use is a ``ValueError``.
         """
-        check_options(method, search_options, lm_params)  # before the (slow) model load
-        model, tokenizer, extras = load_acoustic_model(path)
-        model = model.to(_device(device))
-        folder = extras.source if extras.source.is_dir() else None
-        model_path = path if folder is None else None  # a file's lm-params.yaml lies beside it
-        if method == "beam-lm" and folder is not None and lm_params is None:  # the folder's LM and tuned values
-            search_options = {**extras.beam_lm_options(), **{k: v for k, v in search_options.items() if v is not None}}
-        search = make_search(tokenizer, method, search_options, lm_params, model_path=model_path,
-                             frame_shift=frame_shift(model))
-        calibration = folder / CALIBRATION_FILE if folder is not None else default_calibration_path(path)
-        calibrator = load_calibrator(calibration) if calibration.is_file() else None  # from 'asr calibrate'
-        return cls(model, tokenizer, search, batch_size=batch_size, segment=segment, channel=channel,
-                   model_path=model_path, calibrator=calibrator)
+        loaded = load_pretrained(path, method, lm_params, search_options, device)
+        return cls(loaded.model, loaded.tokenizer, loaded.search, batch_size=batch_size, segment=segment,
+                   channel=channel, model_path=loaded.model_path, calibrator=loaded.calibrator)
 
     def with_search(self, method: str, lm_params: str | Path | None = None, **search_options: Any) -> Recognizer:
         """The same model (not copied) with another search, e.g. ``r.with_search("beam", beam_size=32)``."""

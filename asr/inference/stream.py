@@ -1,6 +1,6 @@
 """Live recognition: audio in as it comes, partial and final results out, one ``Stream`` per stream.
 
-    stream = Stream.from_file("exp/model.pt")             # or Stream(model, tokenizer, StreamConfig(...))
+    stream = Stream.from_pretrained("exp/model.pt")       # or Stream(model, tokenizer, StreamConfig(...), search)
     for block in microphone_blocks():                     # float32 samples, any block size
         if stream.accept_waveform(block, 16000):          # True: a segment was finalized
             for segment in stream.result():
@@ -16,9 +16,11 @@ What runs per block, incrementally, giving what the whole file gives (log-probs 
 3. global CMVN, subsampling (``SubsamplingStream``: stacking or convolution, across block
    boundaries) and the encoder (``EncoderStream``: a unidirectional model carries its (h, c)
    per layer; an LC-BLSTM runs each chunk once its window of Nc + Nr frames is in);
-4. greedy search (argmax, collapse) or the beam search of ``asr.decoding.search.BeamSearch``
-   (same options, LM and lexicon included) fed frame blocks through torchaudio's
-   ``decode_begin`` / ``decode_step`` / ``decode_end``.
+4. the search of ``asr.decoding.resolve.make_search`` (methods greedy, beam, beam-lm, as
+   ``asr transcribe``): greedy (argmax, collapse), or a ``BeamSearch`` (LM, lexicon, hotwords
+   included) fed frame blocks through its ``begin`` / ``step`` / ``partial`` / ``final``.
+   Words come from ``asr.decoding.words`` as in the whole-file search (the best path for greedy,
+   the forced alignment of the hypothesis for beam search), mapped by the model's calibrator if any.
 
 Endpointing (``StreamConfig``): a segment ends once the best path has been blank for
 ``endpoint_silence_ms`` after some speech, or after ``max_segment_s`` of audio. Then its result is
@@ -29,7 +31,7 @@ bidirectional model cannot stream and is refused.
 Cost: a stream holds its segment's log-probs (``max_segment_s`` bounds them), a few frames of
 buffered audio and features, and one recurrent state per layer. Threads: one ``Stream`` per
 thread; streams share the model (only read, under ``torch.no_grad``) and a ``BeamSearch``'s loaded
-LM, but each has its own decoder state. The model part runs one stream per call (no batching
+LM, but each has its own decoder state (``BeamSearch.fork``). The model part runs one stream per call (no batching
 across streams yet).
 """
 
@@ -50,12 +52,13 @@ from torch import Tensor
 
 from ..audio.features import LogMel
 from ..audio.io import audio_info, read_blocks
-from ..config import StreamConfig
-from ..decoding.search import BeamSearch, frame_shift
-from ..decoding.words import Word, WordBoundaries, group_words, labels_from_path
-from ..model.checkpoint import load_model
+from ..config import SearchConfig, StreamConfig
+from ..decoding.confidence import Calibrator
+from ..decoding.search import BeamSearch, GreedySearch, frame_shift
+from ..decoding.words import Word
 from ..model.encoder import EncoderStream
 from ..model.subsampling import SubsamplingStream
+from .recognizer import _device, load_pretrained
 
 __all__ = ["StreamResult", "ModelStream", "Endpointer", "Stream", "stream_audio"]
 
@@ -159,33 +162,35 @@ class Stream:
     Args:
         model: a loaded ``CTCModel`` (unidirectional or LC-BLSTM); put in eval mode.
         tokenizer: its tokenizer.
-        cfg: endpointing, partial interval and search method.
-        search: a ``BeamSearch`` for ``cfg.method == "beam"`` (default: one with default options);
-            the stream decodes with its own copy of the decoder, sharing the loaded LM.
+        cfg: endpointing and partial interval.
+        search: a ``GreedySearch`` or ``BeamSearch`` (``asr.decoding.resolve.make_search``; default
+            greedy); a beam search is forked (own decoder state, the loaded LM shared).
         keep_log_probs: keep every output frame's log-probs (``log_probs()``), for checks.
+        calibrator: maps word confidences (``Stream.from_pretrained`` reads ``calibration.json``).
     """
 
-    def __init__(self, model, tokenizer, cfg: StreamConfig | None = None, search: BeamSearch | None = None,
-                 keep_log_probs: bool = False):
+    def __init__(self, model, tokenizer, cfg: StreamConfig | None = None,
+                 search: GreedySearch | BeamSearch | None = None, keep_log_probs: bool = False,
+                 calibrator: Calibrator | None = None):
+        if search is not None and not isinstance(search, (GreedySearch, BeamSearch)):
+            raise TypeError(f"search: expected a GreedySearch or BeamSearch, got {type(search).__name__}")
+        if next(model.parameters()).device.type != "cpu":
+            raise ValueError(f"device: a stream runs its model on the CPU, got {next(model.parameters()).device}")
         cfg = cfg or StreamConfig()
-        if cfg.method not in ("greedy", "beam"):
-            raise ValueError(f"stream method: expected 'greedy' or 'beam', got {cfg.method!r}")
         self.cfg = cfg
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.sample_rate = model.cfg.features.sample_rate
         self.shift = frame_shift(model)
+        self.calibrator = calibrator
         self._model = ModelStream(model)
         self._logmel = LogMel(model.cfg.features)
         self._samples = torch.zeros(0)  # audio not yet turned into frames
         self._resampler: _Resampler | None = None
         self._endpointer = Endpointer(cfg, self.shift, tokenizer.blank_id)
-        self._bounds = WordBoundaries(tokenizer)
-        self._search = None
-        if cfg.method == "beam":
-            search = search or BeamSearch(tokenizer)
-            # an independent decoder (its own state) on the same options and loaded LM
-            self._search = search.reweighted(search.options["lm_weight"], search.options["word_score"])
+        self._greedy = GreedySearch(tokenizer, self.shift)
+        # an independent decoder (its own state, the same options and loaded LM) with word times
+        self._search = search.replace(frame_shift=self.shift) if isinstance(search, BeamSearch) else None
         self._frames = 0  # output frames so far
         self._segment: list[Tensor] = []  # log-probs (n, V) of the open segment
         self._segment_start = 0  # its first output frame
@@ -196,12 +201,27 @@ class Stream:
         self._begin_segment()
 
     @classmethod
-    def from_file(cls, path: str | Path, cfg: StreamConfig | None = None, **beam_options) -> Stream:
-        """A stream on the model file ``path``; ``beam_options`` go to ``BeamSearch`` (``cfg.method="beam"``)."""
-        model, tokenizer = load_model(path)
-        cfg = cfg or StreamConfig()
-        search = BeamSearch(tokenizer, frame_shift=frame_shift(model), **beam_options) if cfg.method == "beam" else None
-        return cls(model, tokenizer, cfg, search)
+    def from_pretrained(cls, path: str | Path, method: str = SearchConfig.method, *,
+                        lm_params: str | Path | None = None, cfg: StreamConfig | None = None,
+                        device: str | None = None, **search_options) -> Stream:
+        """A stream on a model as ``asr.Recognizer.from_pretrained`` loads it (the same code:
+        ``load_pretrained``): a folder's LM and tuned values for beam-lm, ``calibration.json``.
+
+        Args:
+            path: a streamable model: folder, model file, checkpoint or hub id.
+            method: ``"greedy"``, ``"beam"`` or ``"beam-lm"``; ``search_options`` as for the Recognizer.
+            lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
+            cfg: endpointing and partial interval.
+            device: None or one naming the CPU: only the CPU runs streams (``"auto"`` picks it without a GPU).
+        """
+        if device is not None and _device(device).type != "cpu":
+            raise ValueError(f"device: a stream runs its model on the CPU, got {device!r}")
+        loaded = load_pretrained(path, method, lm_params, search_options, "cpu")
+        return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)
+
+    def fork(self) -> Stream:
+        """A new stream (from the start) on the same model, search options, settings and calibrator."""
+        return Stream(self.model, self.tokenizer, self.cfg, self._search, calibrator=self.calibrator)
 
     # -- audio in ---------------------------------------------------------------------------------
     def accept_waveform(self, samples, sample_rate: int) -> bool:
@@ -243,7 +263,7 @@ class Stream:
         self._segment_start = self._frames
         self._partial = ("", -1)
         if self._search is not None:
-            self._search.decoder.decode_begin()
+            self._search.begin()
 
     def _consume(self, log_probs: Tensor) -> None:
         """Decode new output frames (N, V), ending segments where the endpointer says."""
@@ -263,7 +283,7 @@ class Stream:
         self._segment.append(log_probs)
         self._frames += log_probs.size(0)
         if self._search is not None:
-            self._search.decoder.decode_step(log_probs.contiguous())
+            self._search.step(log_probs)
 
     def _end_segment(self) -> None:
         if self._segment:
@@ -276,31 +296,14 @@ class Stream:
         log_probs = torch.cat(self._segment)  # (T, V)
         frames = log_probs.size(0)
         if self._search is None:
-            labels = log_probs.argmax(dim=-1)  # (T,) the best path
-            text = self._greedy_text(labels)
+            hyp = self._greedy(log_probs[None], torch.tensor([frames]))[0]
         else:
-            search = self._search
-            if search._close_last_word:  # as BeamSearch: one frame where the word separator is certain
-                closing = torch.full((1, log_probs.size(1)), -1e4)
-                closing[0, search._sil_id] = 0.0
-                search.decoder.decode_step(closing)
-            search.decoder.decode_end()
-            best = search.decoder.get_final_hypothesis()
-            text = search._hypothesis(best[0]).text if best else ""
-            labels = self._path_labels(best[0], frames) if best else torch.zeros(frames, dtype=torch.int64)
+            hyp = self._search.final(log_probs)
         offset = self._segment_start * self.shift
-        words = group_words(self.tokenizer, labels, log_probs, self.shift, offset, self._bounds)
-        return StreamResult(text, tuple(words), round(offset, 6), round(offset + frames * self.shift, 6))
-
-    def _greedy_text(self, labels: Tensor) -> str:
-        ids = torch.unique_consecutive(labels)
-        return self.tokenizer.decode(ids[ids != self.tokenizer.blank_id].tolist())
-
-    @staticmethod
-    def _path_labels(hyp, frames: int) -> Tensor:
-        """A beam hypothesis' path as frame labels (flashlight's timesteps count one start frame)."""
-        pairs = [(tok, t - 1) for tok, t in zip(hyp.tokens.tolist(), hyp.timesteps.tolist()) if 0 <= t - 1 < frames]
-        return labels_from_path([p[0] for p in pairs], [p[1] for p in pairs], frames)
+        words = [Word(w.word, round(w.start + offset, 6), round(w.end + offset, 6), w.conf) for w in hyp.words]
+        if self.calibrator is not None:
+            words = self.calibrator.apply(words)
+        return StreamResult(hyp.text, tuple(words), round(offset, 6), round(offset + frames * self.shift, 6))
 
     # -- results out ------------------------------------------------------------------------------
     def partial(self) -> str:
@@ -312,10 +315,10 @@ class Stream:
         if not self._segment:
             text = ""
         elif self._search is None:
-            text = self._greedy_text(torch.cat(self._segment).argmax(dim=-1))
+            ids = torch.unique_consecutive(torch.cat(self._segment).argmax(dim=-1))
+            text = self.tokenizer.decode(ids[ids != self.tokenizer.blank_id].tolist())
         else:
-            best = self._search.decoder.decoder.get_all_final_hypothesis()  # the beam's best so far
-            text = self._search._hypothesis(self._search.decoder._to_hypo(best[:1])[0]).text if best else ""
+            text = self._search.partial()
         self._partial = (text, self._frames)
         return text
 
@@ -331,8 +334,6 @@ class Stream:
                 self._consume(self._model.step(self._features(self._resampler(torch.zeros(0), final=True))))
             self._consume(self._model.step(self._features(torch.zeros(0)), final=True))
             self._end_segment()
-            if self._search is not None:
-                self._search.decoder.decode_end()
             self._finished = True
         return self.result()
 
@@ -364,7 +365,8 @@ def _event_lines(fmt: str, results: list[StreamResult]) -> list[str]:
 
 
 def stream_audio(model_path: str | Path, source: str | Path, cfg: StreamConfig | None = None, fmt: str = "text",
-                 realtime: bool = False, out=None, partial_out=None, **beam_options) -> int:
+                 realtime: bool = False, out=None, partial_out=None, method: str = SearchConfig.method,
+                 lm_params: str | Path | None = None, **search_options) -> int:
     """``asr stream``: recognize a file (``source``) or raw PCM on stdin (``"-"``) as a live stream.
 
     Final results go to ``out`` (default stdout) as they are fixed: one line of text each, or with
@@ -373,13 +375,13 @@ def stream_audio(model_path: str | Path, source: str | Path, cfg: StreamConfig |
     In text mode partial results rewrite one line of ``partial_out`` (default stderr) with ``\r``.
 
     Args:
-        model_path: a streamable model file.
+        model_path: a streamable model (folder, file, checkpoint or hub id).
         source: an audio file (any format libsndfile reads, any rate) or ``"-"`` for raw 16-bit
             little-endian mono PCM at ``cfg.pcm_sample_rate`` on stdin.
-        cfg: the stream's settings (method, endpointing, block size ...).
+        cfg: the stream's settings (endpointing, block size ...).
         fmt: ``"text"`` or ``"json"``.
         realtime: feed a file no faster than real time (as a microphone would).
-        beam_options: ``BeamSearch`` keyword arguments, for ``cfg.method="beam"``.
+        method, lm_params, search_options: the search, as for ``Stream.from_pretrained``.
 
     Returns:
         The number of final results.
@@ -395,7 +397,7 @@ def stream_audio(model_path: str | Path, source: str | Path, cfg: StreamConfig |
     else:
         rate = audio_info(source).samplerate  # one clear error for a missing or unreadable file
         blocks = read_blocks(source, max(1, int(rate * cfg.block_ms / 1000)))
-    stream = Stream.from_file(model_path, cfg, **beam_options)
+    stream = Stream.from_pretrained(model_path, method, lm_params=lm_params, cfg=cfg, **search_options)
     shown, count, started, fed = "", 0, time.monotonic(), 0
 
     def emit(results: list[StreamResult]) -> None:

@@ -1,0 +1,278 @@
+"""``asr serve``: live recognition over WebSocket, speaking the Vosk server protocol.
+
+A Vosk client works unchanged. Per connection (one ``Stream`` each, ``asr.inference.stream``):
+
+* optional first message ``{"config": {"sample_rate": N}}`` (text; also ``"words"`` true/false and
+  ``"max_alternatives": 0``); without it the audio is at ``ServerConfig.sample_rate``;
+* binary messages of 16-bit little-endian mono PCM, each answered with ``{"partial": TEXT}`` or,
+  when a segment ended (``StreamConfig`` endpointing), ``{"result": [{"word", "start", "end",
+  "conf"}, ...], "text": TEXT}`` (times in seconds from the start of the connection's audio);
+* ``{"eof": 1}``: answered with the final result (``{"text": ""}`` when nothing was said), then
+  the server closes the connection.
+
+Bad input (malformed JSON, unknown fields, odd-length frames, unsupported rates, a flood of tiny
+frames, silence past the idle timeout, one session too many) gets ``{"error": MESSAGE}`` and a close with a matching
+code; a frame over ``max_frame_bytes`` is closed by the WebSocket layer (1009). Other sessions go
+on. The protocol logic (``Session``) knows nothing of sockets; ``run_server`` wires it to
+``websockets`` and runs every model step in a thread pool, off the event loop.
+
+Cost: each session holds one ``Stream`` (see there) and up to ``min_step_ms`` of audio; at most
+``max_sessions`` at once. Streams share the model weights and a beam search's loaded LM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import SearchConfig, ServerConfig, StreamConfig
+from ..decoding.search import word_row
+from .stream import Stream, StreamResult
+
+__all__ = ["ProtocolError", "Session", "run_server", "serve"]
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (RFC 6455 section 7.4.1, 1013 from the IANA registry)
+CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, CLOSE_INVALID = 1000, 1001, 1003, 1007
+CLOSE_POLICY, CLOSE_INTERNAL, CLOSE_TRY_AGAIN = 1008, 1011, 1013
+_CONFIG_FIELDS = ("sample_rate", "words", "max_alternatives")
+_FRAME_ALLOWANCE = 20  # frames a session may send beyond its audio's share (a first header, a short tail)
+
+
+class ProtocolError(ValueError):
+    """A client broke the protocol: ``str(err)`` goes to it as ``{"error": ...}``, then ``code`` closes it."""
+
+    def __init__(self, message: str, code: int = CLOSE_POLICY):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Reply:
+    message: dict  # the JSON object to send
+    done: bool = False  # the session is over (after eof): close the connection
+
+
+class Session:
+    """The Vosk protocol of one connection, without sockets: messages in, replies out.
+
+    Args:
+        prototype: a ``Stream`` whose model, search and settings the session's own stream copies
+            (``Stream.fork``), created at the first audio.
+        cfg: sample rates, step size and the frames-per-audio-second limit.
+
+    ``handle`` runs the model: call it off the event loop, one message at a time per session.
+    """
+
+    def __init__(self, prototype: Stream, cfg: ServerConfig | None = None):
+        self.prototype = prototype
+        self.cfg = cfg or ServerConfig()
+        self.sample_rate = self.cfg.sample_rate
+        self.words = True  # Vosk's default: results carry words
+        self.stream: Stream | None = None
+        self._pending: list[np.ndarray] = []  # int16 audio not yet given to the stream
+        self._pending_samples = 0
+        self._frames = 0  # audio frames received
+        self._samples = 0  # audio samples received
+
+    def handle(self, message: str | bytes) -> Reply | None:
+        """One client message -> the reply to send (None for a config message, as Vosk).
+
+        Raises:
+            ProtocolError: the message breaks the protocol (its text and close code are for the client).
+        """
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            return self._audio(bytes(message))
+        return self._text(message)
+
+    # -- text messages ----------------------------------------------------------------------------
+    def _text(self, message: str) -> Reply | None:
+        try:
+            obj = json.loads(message)
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ProtocolError(f"malformed JSON: {err}", CLOSE_INVALID) from None
+        if not isinstance(obj, dict) or len(obj) != 1 or next(iter(obj)) not in ("config", "eof"):
+            raise ProtocolError(f"expected {{\"config\": {{...}}}} or {{\"eof\": 1}}, got {message[:100]!r}")
+        if "eof" in obj:
+            return self._eof()
+        self._configure(obj["config"])
+        return None
+
+    def _configure(self, config) -> None:
+        if not isinstance(config, dict):
+            raise ProtocolError(f"config: expected an object, got {json.dumps(config)[:100]}")
+        if self.stream is not None:
+            raise ProtocolError("config: must come before the audio")
+        unknown = sorted(set(config) - set(_CONFIG_FIELDS))
+        if unknown:
+            raise ProtocolError(f"config: unknown field(s) {', '.join(unknown)} (expected some of "
+                                f"{', '.join(_CONFIG_FIELDS)})")
+        if "sample_rate" in config:
+            rate = config["sample_rate"]
+            cfg = self.cfg
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
+                    or rate != int(rate) or not cfg.min_sample_rate <= rate <= cfg.max_sample_rate:
+                raise ProtocolError(f"sample_rate: expected a whole number of Hz from {cfg.min_sample_rate} to "
+                                    f"{cfg.max_sample_rate}, got {rate!r}", CLOSE_UNSUPPORTED)
+            self.sample_rate = int(rate)
+        if "words" in config:
+            if not isinstance(config["words"], (bool, int)):
+                raise ProtocolError(f"words: expected true or false, got {config['words']!r}")
+            self.words = bool(config["words"])
+        if config.get("max_alternatives", 0) != 0:
+            raise ProtocolError(f"max_alternatives: only 0 is supported, got {config['max_alternatives']!r}",
+                                CLOSE_UNSUPPORTED)
+
+    # -- audio ------------------------------------------------------------------------------------
+    def _audio(self, data: bytes) -> Reply:
+        self._count_frame(len(data) // 2)
+        if len(data) % 2:
+            raise ProtocolError(f"audio frame of {len(data)} bytes: 16-bit PCM needs an even number",
+                                CLOSE_INVALID)
+        if self.stream is None:
+            self.stream = self.prototype.fork()
+        self._pending.append(np.frombuffer(data, dtype="<i2"))
+        self._pending_samples += len(data) // 2
+        if self._pending_samples < self.cfg.min_step_ms / 1000 * self.sample_rate:
+            return Reply({"partial": self.stream.partial()})  # a tiny frame costs no model step
+        if self._step():
+            return Reply(self._result(self.stream.result()))
+        return Reply({"partial": self.stream.partial()})
+
+    def _count_frame(self, samples: int) -> None:
+        """A flood of tiny frames is refused: at most ``max_frames_per_audio_s`` frames per second of
+        audio so far (and ``_FRAME_ALLOWANCE`` more), whatever the wall clock says."""
+        self._frames += 1
+        self._samples += samples
+        allowed = _FRAME_ALLOWANCE + self.cfg.max_frames_per_audio_s * self._samples / self.sample_rate
+        if self._frames > allowed:
+            raise ProtocolError(f"{self._frames} audio frames for {self._samples / self.sample_rate:.3f} s of audio: "
+                                f"send at least {1000 / self.cfg.max_frames_per_audio_s:g} ms per frame on average")
+
+    def _step(self) -> bool:
+        samples = np.concatenate(self._pending) if self._pending else np.zeros(0, np.int16)
+        self._pending, self._pending_samples = [], 0
+        return self.stream.accept_waveform(samples, self.sample_rate)
+
+    def _eof(self) -> Reply:
+        if self.stream is None:
+            return Reply({"text": ""}, done=True)
+        if self._pending:
+            self._step()
+        return Reply(self._result(self.stream.result() + self.stream.finish()), done=True)
+
+    def _result(self, results: list[StreamResult]) -> dict:
+        """Vosk's result object for the segments just ended (several are joined into one reply)."""
+        text = " ".join(r.text for r in results if r.text)
+        if not self.words or not text:
+            return {"text": text}
+        return {"result": [word_row(w) for r in results for w in r.words], "text": text}
+
+    def close(self) -> None:
+        """Drop the stream (a vanished client): nothing else to free."""
+        self.stream, self._pending = None, []
+
+
+async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=None,
+                     stop: asyncio.Future | None = None) -> None:
+    """Serve until ``stop`` is done (or SIGTERM/SIGINT in the main thread), then shut down gracefully:
+    refuse new connections, close open ones with 1001 (going away) and wait for running steps.
+
+    Args:
+        prototype: the stream every session forks.
+        cfg: address, limits, worker threads.
+        ready: called with the bound port once listening (port 0 picks a free one).
+        stop: a future that ends the server when done (default: one set by SIGTERM/SIGINT).
+    """
+    from websockets.asyncio.server import serve as ws_serve
+
+    cfg = cfg or ServerConfig()
+    loop = asyncio.get_running_loop()
+    if stop is None:
+        stop = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+    pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="asr-serve")
+    sessions: set = set()
+
+    async def send_error(ws, err: ProtocolError) -> None:
+        log.info("session %s: %s", id(ws), err)
+        try:
+            await ws.send(json.dumps({"error": str(err)}))
+            await ws.close(err.code, str(err)[:120])  # a close reason is at most 123 bytes
+        except Exception:  # the client may be gone already
+            pass
+
+    async def handler(ws) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        if len(sessions) >= cfg.max_sessions:
+            await send_error(ws, ProtocolError(f"server busy: {cfg.max_sessions} sessions open, try again later",
+                                               CLOSE_TRY_AGAIN))
+            return
+        session = Session(prototype, cfg)
+        sessions.add(ws)
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(ws.recv(), cfg.idle_timeout_s if cfg.idle_timeout_s > 0 else None)
+                except TimeoutError:
+                    await send_error(ws, ProtocolError(f"idle for {cfg.idle_timeout_s:g} s", CLOSE_POLICY))
+                    return
+                try:
+                    reply = await loop.run_in_executor(pool, session.handle, message)
+                except ProtocolError as err:
+                    await send_error(ws, err)
+                    return
+                except Exception as err:  # a bug must cost this session only
+                    log.exception("session %s: internal error", id(ws))
+                    await send_error(ws, ProtocolError(f"internal error: {err}", CLOSE_INTERNAL))
+                    return
+                if reply is not None:
+                    await ws.send(json.dumps(reply.message))
+                    if reply.done:
+                        await ws.close(CLOSE_NORMAL)
+                        return
+        except ConnectionClosed:
+            log.info("session %s: client went away", id(ws))  # mid-stream or not: just forget it
+        finally:
+            sessions.discard(ws)
+            session.close()
+
+    async with ws_serve(handler, cfg.host, cfg.port, max_size=cfg.max_frame_bytes, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        log.info("listening on ws://%s:%d (%d worker threads)", cfg.host, port, cfg.workers)
+        if ready is not None:
+            ready(port)
+        await stop
+        log.info("shutting down: %d open session(s)", len(sessions))
+        server.close(close_connections=True)  # 1001 going away to each open connection
+        await server.wait_closed()
+    pool.shutdown(wait=True)
+
+
+def serve(model_path: str | Path, cfg: ServerConfig | None = None, stream_cfg: StreamConfig | None = None,
+          method: str = SearchConfig.method, lm_params: str | Path | None = None, **search_options) -> None:
+    """``asr serve``: load a streamable model and serve it until SIGTERM or SIGINT.
+
+    Args:
+        model_path: a streamable model (folder, file, checkpoint or hub id), as for ``Stream.from_pretrained``.
+        cfg: address, limits and worker threads.
+        stream_cfg: endpointing and partial interval of every session.
+        method, lm_params, search_options: the search, as for ``Stream.from_pretrained``.
+    """
+    cfg = cfg or ServerConfig()
+    prototype = Stream.from_pretrained(model_path, method, lm_params=lm_params, cfg=stream_cfg, **search_options)
+    torch.set_num_threads(cfg.torch_threads)  # the worker threads are the parallelism
+    asyncio.run(run_server(prototype, cfg))
+    log.info("stopped")
