@@ -516,8 +516,8 @@ def _add_export_parser(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="file to write (e.g. model.ts, model.onnx)")
     _option(p, "--format", cfg=ExportConfig, choices=["torchscript", "onnx"], help="torchscript: runs with torch "
             "alone; onnx: log-mel frames in, log-probs out, under onnxruntime")
-    _flag(p, "--int8", help="dynamic int8 quantization of the recurrent and linear layers (PyTorch's for "
-          "torchscript, onnxruntime's for onnx)")
+    _option(p, "--int8", cfg=ExportConfig, action="store_true", help="dynamic int8 quantization of the recurrent "
+            "and linear layers (PyTorch's for torchscript, onnxruntime's for onnx)")
     _option(p, "--opset", cfg=ExportConfig, type=int, help="ONNX opset")
     p.set_defaults(func=_export)
 
@@ -536,9 +536,11 @@ def _add_package_parser(sub) -> None:
                    "model file, or float model folder")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (replaced if it is one)")
     _option(p, "--weights", cfg=PackageConfig, choices=["safetensors", "onnx"], help="weights file format")
-    _flag(p, "--int8", help="dynamic int8 weights (about a quarter of the size)")
-    p.add_argument("--lm", type=Path, help="KenLM file for beam-lm search, copied into the folder")
-    p.add_argument("--lexicon", type=Path, help="lexicon from 'asr lm lexicon', copied into the folder")
+    _option(p, "--int8", cfg=PackageConfig, action="store_true", help="dynamic int8 weights (about a quarter of "
+            "the size)")
+    _option(p, "--lm", cfg=SearchConfig, type=Path, help="KenLM file for beam-lm search, copied into the folder")
+    _option(p, "--lexicon", cfg=SearchConfig, type=Path, help="lexicon from 'asr lm lexicon', copied into the "
+            "folder")
     p.add_argument("--lm-params", type=Path, help="tuned values from 'asr tune'; also names the LM and lexicon "
                    "unless given (default: lm-params.yaml next to the model, if it exists)")
     p.add_argument("--train-cuts", type=Path, help="training manifest: corpus, hours and licence for the card")

@@ -165,7 +165,7 @@ def _export_torchscript(model, tokenizer, out: Path, int8: bool, atol: float) ->
     return diff
 
 
-def onnx_bytes(model: CTCModel, tokenizer, opset: int = ExportConfig.opset, int8: bool = False) -> bytes:
+def onnx_bytes(model: CTCModel, tokenizer, opset: int = ExportConfig.opset, int8: bool = ExportConfig.int8) -> bytes:
     """The serialised ONNX graph of ``model`` (float32, or ORT dynamic int8) with its ``asr.json`` metadata.
 
     Costs one TorchScript trace of the model (about 10 s for the 4.2M-parameter AN4 model on 2 cores).
@@ -208,12 +208,12 @@ def onnx_bytes(model: CTCModel, tokenizer, opset: int = ExportConfig.opset, int8
 
 
 @torch.inference_mode()
-def check_onnx(model: CTCModel, onnx_model: OnnxModel, seed: int = 0) -> tuple[float, float]:
+def check_onnx(model: CTCModel, onnx_model: OnnxModel) -> tuple[float, float]:
     """(largest |ONNX - eager|, largest |alone - in a padded batch|) over random batches of several shapes.
 
     Lengths: odd, even, one frame over a multiple of the subsampling factor, batch sizes 1 to 4.
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(0)  # the same random inputs for every check
     worst, padding = 0.0, 0.0
     for lengths in ([157, 90, 31], [1000], [13, 12, 11, 64]):
         lens = torch.tensor(lengths, dtype=torch.int64)
@@ -229,7 +229,7 @@ def check_onnx(model: CTCModel, onnx_model: OnnxModel, seed: int = 0) -> tuple[f
     return worst, padding
 
 
-def export_onnx(model: CTCModel, tokenizer, out: str | Path, int8: bool = False, opset: int = ExportConfig.opset,
+def export_onnx(model: CTCModel, tokenizer, out: str | Path, int8: bool = ExportConfig.int8, opset: int = ExportConfig.opset,
                 atol: float = ExportConfig.atol) -> Path:
     """Write ``model`` as an ONNX file at ``out`` after checking it under ONNX Runtime.
 

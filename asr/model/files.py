@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..config import ModelConfig, from_dict, to_dict
+from ..config import ModelConfig, PackageConfig, from_dict, to_dict
 from ..data.tokenizer import BPETokenizer, tokenizer_from_dict
 from .checkpoint import CheckpointError, load_model
 from .ctc import CTCModel
@@ -227,7 +227,7 @@ def _model_config(values: dict, path: Path) -> tuple[ModelConfig, int]:
 
 # --- writing --------------------------------------------------------------------------------------
 
-def write_model_dir(model: nn.Module, tokenizer, out_dir: str | Path, *, weights: str = "safetensors",
+def write_model_dir(model: nn.Module, tokenizer, out_dir: str | Path, *, weights: str = PackageConfig.weights,
                     quantization: str | None = None, decoding: dict | None = None) -> Path:
     """Write config.json, the tokenizer file and, for ``weights="safetensors"``, model.safetensors.
 
