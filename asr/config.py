@@ -130,7 +130,7 @@ class DataConfig:
     num_buckets: int = 8  # duration buckets of the sampler
     max_utt_duration: float = 30.0  # longer training utterances are dropped (and counted)
     cmvn_max_utts: int = 2000  # utterances used to estimate global CMVN
-    speed_perturb: list[float] = field(default_factory=list)  # speeds of extra training copies, e.g. [0.9, 1.1]; [] = off
+    speed_perturb: list[float] = field(default_factory=list)  # extra training copies' speeds, e.g. [0.9, 1.1]; [] off
     eval_max_duration: float = 300.0  # seconds of audio per batch of dev loss/WER and CMVN passes (no gradients)
     num_workers: int = -1  # audio-reading loader processes; -1 = auto: 0 on the CPU, 4 on CUDA (tools/bench/README.md)
 
@@ -158,7 +158,7 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimiser steps (0 = no limit); resumable
     num_threads: int = 0  # torch intra-op threads; 0 = all cores (shared out among torchrun's local ranks)
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when available); torchrun rank r uses cuda:LOCAL_RANK
-    precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or GPU) or "fp16" (autocast + loss scaling, GPU); CTC in fp32
+    precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU/GPU) or "fp16" (autocast + loss scaling, GPU); CTC fp32
     log_every: int = 50  # steps between log lines
 
 

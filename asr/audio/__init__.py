@@ -1,1 +1,2 @@
-"""Audio in: reading files (soundfile), log-mel features, CMVN and SpecAugment, speed perturbation, silence segmentation."""
+"""Audio in: reading files (soundfile), log-mel features, CMVN and SpecAugment, speed perturbation,
+silence segmentation."""

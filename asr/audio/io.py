@@ -165,7 +165,8 @@ def read_blocks(path: str | Path, block_frames: int, channel: int | None = None)
 
 
 def read_spans(
-    path: str | Path, spans: list[tuple[int, int]], sample_rate: int = FeatureConfig.sample_rate, channel: int | None = None
+    path: str | Path, spans: list[tuple[int, int]], sample_rate: int = FeatureConfig.sample_rate,
+    channel: int | None = None,
 ) -> Iterator[Tensor]:
     """Read the ``[start, end)`` sample ranges ``spans`` of ``path`` in one forward pass.
 

@@ -1,1 +1,2 @@
-"""Cuts and batches: lhotse manifests to padded log-mel batches, tokenizers (characters, BPE, phones), corpus preparation."""
+"""Cuts and batches: lhotse manifests to padded log-mel batches, tokenizers (characters, BPE, phones),
+corpus preparation."""

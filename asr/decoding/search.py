@@ -237,7 +237,8 @@ class BeamSearch:
 
             from .hotwords import BoostedLM
 
-            self._boosted = lm = BoostedLM(lm if lm is not None else ZeroLM(), self._word_dict, self._hotwords, o["lm_weight"])
+            self._boosted = lm = BoostedLM(lm if lm is not None else ZeroLM(), self._word_dict, self._hotwords,
+                                           o["lm_weight"])
         return ctc_decoder(
             lexicon=str(self._lexicon_file) if self._lexicon_file is not None else None,
             tokens=self.tokenizer.units,

@@ -184,7 +184,8 @@ def onnx_bytes(model: CTCModel, tokenizer, opset: int = ExportConfig.opset, int8
             # reversal of the backward direction with a dynamic time axis; the check below guards the result
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
             warnings.filterwarnings("ignore", message=".*will be removed")
-            warnings.filterwarnings("ignore", message=".*batch_size other than 1")  # the check covers batch sizes 1 to 4
+            # the check below covers batch sizes 1 to 4
+            warnings.filterwarnings("ignore", message=".*batch_size other than 1")
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(module, (feats, lens), str(path), input_names=list(INPUT_NAMES),
                               output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=opset, dynamo=False)
@@ -229,8 +230,8 @@ def check_onnx(model: CTCModel, onnx_model: OnnxModel) -> tuple[float, float]:
     return worst, padding
 
 
-def export_onnx(model: CTCModel, tokenizer, out: str | Path, int8: bool = ExportConfig.int8, opset: int = ExportConfig.opset,
-                atol: float = ExportConfig.atol) -> Path:
+def export_onnx(model: CTCModel, tokenizer, out: str | Path, int8: bool = ExportConfig.int8,
+                opset: int = ExportConfig.opset, atol: float = ExportConfig.atol) -> Path:
     """Write ``model`` as an ONNX file at ``out`` after checking it under ONNX Runtime.
 
     float32: every output within ``atol`` of the eager model, and each utterance's output alone equal

@@ -1,7 +1,8 @@
 """What recognition produces for one file (``Transcript``), and its file formats: text, JSON, SRT, WebVTT.
 
 Times are seconds from the start of the file. A word (``asr.decoding.words.Word``) has a
-confidence ``conf``: the mean CTC posterior of its units over the frames aligned to them (0 to 1). Subtitle cues hold at most two lines of
+confidence ``conf``: the mean CTC posterior of its units over the frames aligned to them (0 to 1),
+mapped by a calibrator when the model has one. Subtitle cues hold at most two lines of
 ``CUE_LINE_CHARS`` characters and ``CUE_MAX_SECONDS`` seconds; a pause of ``CUE_MAX_PAUSE``
 seconds or a segment boundary starts a new cue.
 """
@@ -108,7 +109,8 @@ def from_json(text: str) -> Transcript:
             segments.append(Segment(float(row["start"]), float(row["end"]), row["text"], words, nbest))
         return Transcript(body["path"], float(body["duration"]), segments)
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"not a transcript written by 'asr transcribe -f json' ({type(err).__name__}: {err})") from None
+        reason = f"{type(err).__name__}: {err}"
+        raise ValueError(f"not a transcript written by 'asr transcribe -f json' ({reason})") from None
 
 
 def read_json(path: str | Path) -> Transcript:
