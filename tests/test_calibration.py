@@ -162,11 +162,11 @@ def test_calibrate_command_then_transcribe_uses_it(tiny, an4_dir, tmp_path):
     wav = next((an4_dir).rglob("*.wav"), None) or pytest.skip("no wav files in the AN4 copy")
     out = tmp_path / "out"
     assert main(["transcribe", str(tiny / "model.pt"), str(wav), "-f", "json", "-o", str(out)]) == 0
-    calibrated = [w["confidence"] for s in json.loads((out / f"{wav.stem}.json").read_text())["segments"]
+    calibrated = [w["conf"] for s in json.loads((out / f"{wav.stem}.json").read_text())["segments"]
                   for w in s["words"]]
     (tiny / "calibration.json").unlink()
     assert main(["transcribe", str(tiny / "model.pt"), str(wav), "-f", "json", "-o", str(out)]) == 0
-    raw = [w["confidence"] for s in json.loads((out / f"{wav.stem}.json").read_text())["segments"]
+    raw = [w["conf"] for s in json.loads((out / f"{wav.stem}.json").read_text())["segments"]
            for w in s["words"]]
     assert raw and len(raw) == len(calibrated)
     np.testing.assert_allclose(calibrated, calibrator(np.array(raw)), atol=2e-3)  # JSON rounds to 3 decimals

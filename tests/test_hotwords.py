@@ -140,9 +140,9 @@ def test_workers_rebuild_the_same_hotword_search(tiny):
     cuts = load_cuts(tiny / "cuts.jsonl.gz")
     # a huge boost on a word no LM knows: a random model then says it everywhere
     options = dict(lexicon=tiny / "lexicon.txt", lm=tiny / "lm.arpa", lm_weight=1.0, hotwords={"NOVEMBER": 60.0})
-    alone = [h.text for _, _, h in decode_cuts(model, tokenizer, cuts, "beam", 8, max_duration=8, **options)]
-    pooled = [h.text for _, _, h in decode_cuts(model, tokenizer, cuts, "beam", 8, max_duration=8, num_workers=2,
-                                                **options)]
+    search = BeamSearch(tokenizer, 8, **options)
+    alone = [h.text for _, _, h in decode_cuts(model, cuts, search, max_duration=8, num_workers=0)]
+    pooled = [h.text for _, _, h in decode_cuts(model, cuts, search, max_duration=8, num_workers=2)]
     assert pooled == alone
     assert all("NOVEMBER" in text.split() for text in alone)
 
@@ -179,7 +179,7 @@ def test_cli_unspellable_hotword_is_one_error_line(tiny, tmp_path, capsys, comma
 def test_transcribe_rejects_hotwords_without_beam_lm(tiny, tmp_path, capsys):
     (tmp_path / "hot.txt").write_text("NOVEMBER\n")
     assert main(["transcribe", str(tiny / "model.pt"), "x.wav", "--hotwords", str(tmp_path / "hot.txt")]) == 1
-    assert "hotwords: only for --method beam or beam-lm" in capsys.readouterr().err
+    assert "hotwords: only for method 'beam-lm', not 'greedy'" in capsys.readouterr().err
 
 
 def test_warns_when_the_lm_has_no_unk(lm_files, tmp_path, caplog):

@@ -112,6 +112,7 @@ def test_sigkill_at_any_moment_then_resume_reaches_the_same_weights(small_sets, 
 
 def test_bpe_units_train_and_beam_decode(small_sets, tmp_path):
     from asr.model.checkpoint import load_model
+    from asr.decoding.resolve import make_search
     from asr.decoding.search import decode_cuts
 
     cuts = small_sets / "cuts12.jsonl.gz"
@@ -119,6 +120,6 @@ def test_bpe_units_train_and_beam_decode(small_sets, tmp_path):
                  cuts, cuts, tmp_path)
     model, tokenizer = load_model(last)
     assert tokenizer.kind == "bpe" and len(tokenizer.units) == 31
-    results = list(decode_cuts(model, tokenizer, load_cuts(cuts), "beam", beam_size=4))
+    results = list(decode_cuts(model, load_cuts(cuts), make_search(tokenizer, "beam", {"beam_size": 4})))
     assert len(results) == 12
     assert all(isinstance(hyp.text, str) for _, _, hyp in results)
