@@ -549,6 +549,18 @@ def _add_package_parser(sub) -> None:
     p.set_defaults(func=_package)
 
 
+def _add_stream_options(p: argparse.ArgumentParser) -> None:
+    """The search and endpointing flags that `stream` and `serve` share."""
+    _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
+            help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr transcribe')")
+    _add_search_options(p, "segment")
+    _option(p, "--endpoint-silence-ms", cfg=StreamConfig, type=float, help="blank output this long after speech "
+            "ends a segment (0 = off)")
+    _option(p, "--max-segment", cfg=StreamConfig, name="max_segment_s", type=float, help="seconds after which a "
+            "segment ends anyway (0 = no limit)")
+    _option(p, "--partial-interval-ms", cfg=StreamConfig, type=float, help="partial results at most this often")
+
+
 def _add_stream_parser(sub) -> None:
     p = sub.add_parser("stream", help="live recognition of a file or of raw PCM on stdin: partial and final results")
     p.add_argument("model", type=Path, help="a streamable model (unidirectional or LC-BLSTM): folder, file or hub id")
@@ -558,14 +570,7 @@ def _add_stream_parser(sub) -> None:
     _flag(p, "--realtime", help="feed a file no faster than real time")
     p.add_argument("--format", dest="fmt", choices=["text", "json"], help="text (default): final results one per line, "
                    "partial ones on one updating stderr line; json: one Vosk-shaped object per event on stdout")
-    _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
-            help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr transcribe')")
-    _add_search_options(p, "segment")
-    _option(p, "--endpoint-silence-ms", cfg=StreamConfig, type=float, help="blank output this long after speech "
-            "ends a segment (0 = off)")
-    _option(p, "--max-segment", cfg=StreamConfig, name="max_segment_s", type=float, help="seconds after which a "
-            "segment ends anyway (0 = no limit)")
-    _option(p, "--partial-interval-ms", cfg=StreamConfig, type=float, help="partial results at most this often")
+    _add_stream_options(p)
     _option(p, "--block-ms", cfg=StreamConfig, type=float, help="audio fed per step")
     p.set_defaults(func=_stream)
 
@@ -592,14 +597,7 @@ def _add_serve_parser(sub) -> None:
     _option(p, "--min-step-ms", cfg=ServerConfig, type=float, help="audio buffered before the model runs")
     _option(p, "--workers", cfg=ServerConfig, type=int, help="threads running the model steps")
     _option(p, "--torch-threads", cfg=ServerConfig, type=int, help="torch threads per model step")
-    _option(p, "--method", cfg=SearchConfig, choices=["greedy", "beam", "beam-lm"],
-            help="beam: lexicon-free, no LM; beam-lm: with --lm and/or --lexicon (as in 'asr transcribe')")
-    _add_search_options(p, "segment")
-    _option(p, "--endpoint-silence-ms", cfg=StreamConfig, type=float, help="blank output this long after speech "
-            "ends a segment (0 = off)")
-    _option(p, "--max-segment", cfg=StreamConfig, name="max_segment_s", type=float, help="seconds after which a "
-            "segment ends anyway (0 = no limit)")
-    _option(p, "--partial-interval-ms", cfg=StreamConfig, type=float, help="partial results at most this often")
+    _add_stream_options(p)
     p.set_defaults(func=_serve)
 
 
