@@ -4,6 +4,7 @@ included, and every broken folder is one clear error line naming the file."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -230,3 +231,37 @@ def test_package_refuses_to_overwrite_other_folders(exp, tmp_path, capsys):
     assert main(["package", str(exp), "--out", str(tmp_path / "data")]) == 1
     assert "exists and is not a model folder" in capsys.readouterr().err
     assert (tmp_path / "data" / "keep.txt").read_text() == "x"
+
+
+def test_recognizer_takes_a_folder_lm_tuned_values_and_calibration(exp, an4_dir, tmp_path):
+    """from_pretrained(folder, "beam-lm") searches with the folder's own LM, lexicon and tuned weights, as the
+    .pt file does with them given by hand; a calibration.json in the folder maps the word confidences."""
+    from asr import Recognizer
+    from asr.decoding.confidence import Calibrator
+
+    from asr.decoding.lm import build_lm
+
+    exp_lm = tmp_path / "exp"
+    shutil.copytree(exp, exp_lm)
+    (tmp_path / "text").write_text("YES NO\nNO YES YES\nNO\n")
+    build_lm(tmp_path / "text", exp_lm / "3gram.arpa", 2)  # one KenLM loads (the fixture's ARPA is for packaging)
+    (exp_lm / "lm-params.yaml").write_text((exp / "lm-params.yaml").read_text().replace(str(exp), str(exp_lm)))
+    folder = tmp_path / "folder"
+    assert main(["package", str(exp_lm), "--out", str(folder)]) == 0
+    exp = exp_lm
+    wav = an4_dir / "wav" / "an4test_clstk" / "fcaw" / f"{UTTS[0]}.wav"
+    by_folder = Recognizer.from_pretrained(folder, method="beam-lm")
+    options = dict(by_folder.search.options)
+    assert Path(options["lm"]).parent == folder and options["lm_weight"] == 1.5 and options["word_score"] == 2.5
+    by_hand = Recognizer.from_pretrained(exp / "model.pt", method="beam-lm", lm=str(exp / "3gram.arpa"),
+                                         lexicon=str(exp / "lexicon.txt"), lm_weight=1.5, word_score=2.5,
+                                         beam_size=50)
+    expected = by_hand.transcribe(wav)
+    got = by_folder.transcribe(wav)
+    assert got.text == expected.text and set(got.text.split()) <= {"YES", "NO"}
+    assert [(w.word, w.start, w.end) for w in got.words] == [(w.word, w.start, w.end) for w in expected.words]
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(folder, calibrated)
+    Calibrator("platt", {"a": 0.0, "b": 0.0}).save(calibrated / "calibration.json")  # every confidence -> 0.5
+    words = Recognizer.from_pretrained(calibrated, method="beam-lm").transcribe(wav).words
+    assert words and all(w.conf == pytest.approx(0.5) for w in words)
