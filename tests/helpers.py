@@ -51,3 +51,48 @@ def start_train(cuts: Path, exp: Path, overrides: list[str], until: Callable[[],
         assert time.time() < deadline, f"training never {what}"
         time.sleep(0.02)
     return process
+
+
+def random_letter_model(out: Path) -> Path:
+    """``out/model.pt``: a random 1x16 BiLSTM over the 26 letters (seed 0), for search and output tests."""
+    import torch
+
+    from asr.config import EncoderConfig, ModelConfig
+    from asr.data.tokenizer import CharTokenizer
+    from asr.model.checkpoint import model_package, save_atomic
+    from asr.model.ctc import CTCModel
+
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
+    model = CTCModel(ModelConfig(encoder=EncoderConfig(num_layers=1, hidden_size=16)), len(tokenizer.units))
+    save_atomic(model_package(model, tokenizer), out / "model.pt")
+    return out / "model.pt"
+
+
+def word_lm_and_lexicon(model: Path, text: Path, out: Path) -> None:
+    """``out/lm.arpa`` (word 3-gram of the Kaldi ``text``) and ``out/lexicon.txt`` in ``model``'s units."""
+    from asr.cli import main
+    from asr.decoding.lm import build_lm
+
+    build_lm(text, out / "lm.arpa", order=3, kaldi=True)
+    assert main(["lm", "lexicon", str(model), "--lm", str(out / "lm.arpa"), "--out", str(out / "lexicon.txt")]) == 0
+
+
+def same_weights(a: Path, b: Path) -> None:
+    """Assert that two checkpoints or model files hold bit-identical weights."""
+    import torch
+
+    from asr.model.checkpoint import load_file
+
+    first, second = load_file(a)["state_dict"], load_file(b)["state_dict"]
+    for key, value in first.items():
+        assert torch.equal(value, second[key]), key
+
+
+def log_rows(exp: Path) -> list[dict]:
+    """The rows of ``exp/log.csv``."""
+    import csv
+
+    with open(exp / "log.csv") as f:
+        return list(csv.DictReader(f))
+

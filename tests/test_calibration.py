@@ -7,18 +7,16 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from asr.cli import main
-from asr.config import CalibrationConfig, EncoderConfig, ModelConfig
+from asr.config import CalibrationConfig
 from asr.data.cuts import load_cuts
-from asr.data.tokenizer import CharTokenizer
 from asr.decoding.confidence import (Calibrator, choose_calibrator, fit_calibrator, load_calibrator,
                                      word_samples)
 from asr.decoding.words import Word
-from asr.model.checkpoint import load_model, model_package, save_atomic
-from asr.model.ctc import CTCModel
+from asr.model.checkpoint import load_model
 from asr.scoring.calibration import ece, reliability, word_correct, write_calibration_report
+from helpers import random_letter_model
 
 
 @pytest.mark.parametrize("ref, hyp, expected", [
@@ -129,10 +127,7 @@ def test_report_files(tmp_path):
 def tiny(an4_manifests, tmp_path_factory):
     """A random 1x16 letter model and 6 + 4 AN4 cuts as dev and test."""
     out = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
-    model = CTCModel(ModelConfig(encoder=EncoderConfig(num_layers=1, hidden_size=16)), len(tokenizer.units))
-    save_atomic(model_package(model, tokenizer), out / "model.pt")
+    random_letter_model(out)
     cuts = load_cuts(an4_manifests / "an4_cuts_test.jsonl.gz")
     cuts.subset(first=6).to_file(out / "dev.jsonl.gz")
     cuts.subset(first=10).subset(last=4).to_file(out / "test.jsonl.gz")

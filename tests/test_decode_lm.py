@@ -10,18 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.cli import main
-from asr.config import EncoderConfig, ModelConfig
 from asr.data.cuts import load_cuts
 from asr.decoding.search import BeamSearch, decode_cuts, frame_shift, greedy_search
 from asr.decoding.lexicon import build_lexicon, write_lexicon
 from asr.decoding.lm import build_lm
-from asr.model.ctc import CTCModel
-from asr.data.tokenizer import CharTokenizer
 from asr.config import SearchConfig
+from asr.data.tokenizer import CharTokenizer
+from asr.model.checkpoint import load_model
 from asr.decoding.resolve import LMParams, read_lm_params, resolve_search, write_lm_params
 from asr.decoding.tune import search_points, tune
+from helpers import random_letter_model, word_lm_and_lexicon
 
 TOKENIZER = CharTokenizer.train(["THE CAT CAR AT"])  # <blk> | A C E H R T
 LM_TEXT = ["THE CAT", "THE CAT", "THE CAT SAT", "A CAR"]
@@ -144,13 +143,7 @@ def test_lexicon_with_a_unit_the_model_lacks_is_an_error(lm_files, tmp_path):
 def tiny(an4_manifests, tmp_path_factory):
     """A random 1x16 model over letters, the first 6 AN4 test cuts, a word 3-gram and its lexicon."""
     out = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
-    model = CTCModel(ModelConfig(encoder=EncoderConfig(num_layers=1, hidden_size=16)), len(tokenizer.units))
-    save_atomic(model_package(model, tokenizer), out / "model.pt")
-    build_lm(an4_manifests / "text_train", out / "lm.arpa", order=3, kaldi=True)
-    assert main(["lm", "lexicon", str(out / "model.pt"), "--lm", str(out / "lm.arpa"),
-                 "--out", str(out / "lexicon.txt")]) == 0
+    word_lm_and_lexicon(random_letter_model(out), an4_manifests / "text_train", out)
     return out, load_cuts(an4_manifests / "an4_cuts_test.jsonl.gz").subset(first=6)
 
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from asr.cli import main
-from asr.config import EncoderConfig, HotwordConfig, ModelConfig
+from asr.config import HotwordConfig
 from asr.data.cuts import load_cuts
 from asr.data.tokenizer import CharTokenizer
 from asr.decoding.hotwords import Hotword, read_hotwords
 from asr.decoding.lexicon import build_lexicon, write_lexicon
 from asr.decoding.lm import build_lm
 from asr.decoding.search import BeamSearch, decode_cuts
-from asr.model.checkpoint import load_model, model_package, save_atomic
-from asr.model.ctc import CTCModel
+from asr.model.checkpoint import load_model
+from helpers import random_letter_model, word_lm_and_lexicon
 
 TOKENIZER = CharTokenizer.train(["THE CAT CAR AT"])  # <blk> | A C E H R T
 # "THE CAT", the last letter a little more like R than T
@@ -124,13 +124,7 @@ def test_hotwords_need_a_lexicon_and_an_lm_weight(lm_files):
 def tiny(an4_manifests, tmp_path_factory):
     """A random 1x16 letter model, 4 AN4 test cuts, a word 3-gram of the training text and its lexicon."""
     out = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
-    model = CTCModel(ModelConfig(encoder=EncoderConfig(num_layers=1, hidden_size=16)), len(tokenizer.units))
-    save_atomic(model_package(model, tokenizer), out / "model.pt")
-    build_lm(an4_manifests / "text_train", out / "lm.arpa", order=3, kaldi=True)
-    assert main(["lm", "lexicon", str(out / "model.pt"), "--lm", str(out / "lm.arpa"),
-                 "--out", str(out / "lexicon.txt")]) == 0
+    word_lm_and_lexicon(random_letter_model(out), an4_manifests / "text_train", out)
     load_cuts(an4_manifests / "an4_cuts_test.jsonl.gz").subset(first=4).to_file(out / "cuts.jsonl.gz")
     return out
 

@@ -3,7 +3,6 @@ bad audio skipped and counted, and start-up on a large lazy manifest."""
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import logging
@@ -17,23 +16,11 @@ from asr.data.cuts import (AudioDataset, FeatureBatcher, estimate_batches, load_
                            train_loader, train_sampler)
 from asr.model.checkpoint import load_file
 from asr.training.loop import train
-from helpers import TINY
+from helpers import TINY, log_rows, same_weights
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _weights(path):
-    return load_file(path)["state_dict"]
-
-
-def _assert_same_weights(a, b):
-    for key, value in _weights(a).items():
-        assert torch.equal(value, _weights(b)[key]), key
-
-
-def _log_rows(exp):
-    with open(exp / "log.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def _write_cuts(path, cuts: list[dict]) -> None:
@@ -105,7 +92,7 @@ def test_workers_and_resume_reach_the_weights_of_one_in_process_run(small_sets, 
     stopped = train(load_config(None, workers + ["max_steps=3"]), cuts, cuts, tmp_path / "w")
     assert load_file(stopped)["train_state"]["step"] == 3
     resumed = train(load_config(None, workers), cuts, cuts, tmp_path / "w")
-    _assert_same_weights(reference, resumed)
+    same_weights(reference, resumed)
 
 
 def bad_audio_manifest(small_sets, tmp_path):
@@ -134,7 +121,7 @@ def test_bad_training_audio_is_skipped_named_and_counted(small_sets, tmp_path, c
     good = small_sets / "cuts12.jsonl.gz"
     train(load_config(None, TINY + ["epochs=2", f"data.num_workers={num_workers}"]), manifest, good,
           tmp_path / "exp")
-    rows = _log_rows(tmp_path / "exp")
+    rows = log_rows(tmp_path / "exp")
     assert [int(r["bad_audio"]) for r in rows] == [3, 3]
     skips = [r.getMessage() for r in caplog.records if "skipping a training cut" in r.getMessage()]
     assert len(skips) == 6

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import signal
 import subprocess
@@ -16,21 +15,9 @@ from asr.config import load_config
 from asr.data.cuts import load_cuts, train_sampler
 from asr.model.ctc import CTCModel
 from asr.training.loop import train
-from helpers import TINY, start_train
+from helpers import TINY, log_rows, same_weights, start_train
 
 
-def _weights(path):
-    return load_file(path)["state_dict"]
-
-
-def _assert_same_weights(a, b):
-    for key, value in _weights(a).items():
-        assert torch.equal(value, _weights(b)[key]), key
-
-
-def _log_rows(exp):
-    with open(exp / "log.csv") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -53,7 +40,7 @@ def test_signal_saves_a_checkpoint_exits_cleanly_and_resumes_to_the_same_weights
     assert 2 <= load_file(saved[0])["train_state"]["step"] < load_file(reference)["train_state"]["step"]
 
     resumed = train(load_config(None, overrides), cuts, cuts, exp)
-    _assert_same_weights(reference, resumed)
+    same_weights(reference, resumed)
 
 
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(small_sets, tmp_path, caplog):
@@ -71,7 +58,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(small_sets, tm
     assert "skipping" in caplog.text and "not a readable checkpoint" in caplog.text
     assert "resuming from" in caplog.text and "epoch-001.pt" in caplog.text
     assert "config " not in caplog.text  # max_steps is run control, not a config change
-    _assert_same_weights(reference, resumed)
+    same_weights(reference, resumed)
 
 
 def _faulty_forward(monkeypatch, fail_on_call: int, fault):
@@ -94,9 +81,9 @@ def test_nan_loss_skips_the_step_and_is_counted(small_sets, tmp_path, monkeypatc
     cuts = small_sets / "cuts12.jsonl.gz"
     _faulty_forward(monkeypatch, 2, lambda out: (out[0] * float("nan"), out[1]))
     last = train(load_config(None, TINY + ["epochs=2"]), cuts, cuts, tmp_path)
-    rows = _log_rows(tmp_path)
+    rows = log_rows(tmp_path)
     assert [int(r["nonfinite_steps"]) for r in rows] == [1, 0]
-    assert all(torch.isfinite(v).all() for v in _weights(last).values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for v in load_file(last)["state_dict"].values() if v.is_floating_point())
     assert all(float(r["train_loss"]) == float(r["train_loss"]) for r in rows)  # no NaN in the log
 
 
@@ -107,7 +94,7 @@ def test_out_of_memory_batch_is_skipped_and_training_continues(small_sets, tmp_p
     cuts = small_sets / "cuts12.jsonl.gz"
     _faulty_forward(monkeypatch, 3, oom)
     train(load_config(None, TINY + ["epochs=2"]), cuts, cuts, tmp_path)
-    assert [int(r["oom_batches"]) for r in _log_rows(tmp_path)] == [1, 0]
+    assert [int(r["oom_batches"]) for r in log_rows(tmp_path)] == [1, 0]
     assert "out of memory on a batch" in caplog.text
 
 
@@ -118,7 +105,7 @@ def test_cpu_memory_error_is_treated_as_out_of_memory(small_sets, tmp_path, monk
     cuts = small_sets / "cuts12.jsonl.gz"
     _faulty_forward(monkeypatch, 1, oom)
     train(load_config(None, TINY + ["epochs=1"]), cuts, cuts, tmp_path)
-    assert int(_log_rows(tmp_path)[0]["oom_batches"]) == 1
+    assert int(log_rows(tmp_path)[0]["oom_batches"]) == 1
 
 
 def test_other_runtime_errors_are_not_swallowed(small_sets, tmp_path, monkeypatch):
@@ -148,7 +135,7 @@ def test_bf16_autocast_trains_with_fp32_log_probs(small_sets, tmp_path, monkeypa
     cuts = small_sets / "cuts12.jsonl.gz"
     train(load_config(None, TINY + ["epochs=2", "precision=bf16"]), cuts, cuts, tmp_path)
     assert seen and all(enabled and dtype == torch.float32 for enabled, dtype in seen)
-    rows = _log_rows(tmp_path)
+    rows = log_rows(tmp_path)
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
 
 
