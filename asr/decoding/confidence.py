@@ -27,10 +27,9 @@ import numpy as np
 import torch
 
 from ..config import CalibrationConfig, DecodeConfig
-from ..data.cuts import FeatureBatcher, eval_batches
 from ..scoring.calibration import ece, word_correct, write_calibration_report
-from .search import frame_shift
-from .words import Word, WordBoundaries, group_words
+from .search import GreedySearch, decode_cuts, frame_shift
+from .words import Word
 
 __all__ = ["CALIBRATION_FILE", "METHODS", "Calibrator", "default_calibration_path", "load_calibrator",
            "fit_calibrator", "choose_calibrator", "WordSample", "word_samples", "calibrate", "calibrate_files"]
@@ -223,20 +222,9 @@ def word_samples(model, tokenizer, cuts, max_duration: float = DecodeConfig.max_
 
     Cost: one forward pass per batch of ``max_duration`` seconds; holds only the words.
     """
-    model.eval()
-    batcher = FeatureBatcher(model.cfg.features)
-    shift = frame_shift(model)
-    bounds = WordBoundaries(tokenizer)
-    samples = []
-    for batch_cuts in eval_batches(cuts, max_duration):
-        batch = batcher(batch_cuts)
-        log_probs, lens = model(batch.feats, batch.feat_lens)  # (B, T', V), (B,)
-        best = log_probs.argmax(-1)  # (B, T')
-        for b, (cut_id, ref) in enumerate(zip(batch.ids, batch.texts)):
-            frames = int(lens[b])
-            words = group_words(tokenizer, best[b, :frames], log_probs[b, :frames], shift, boundaries=bounds)
-            samples.append(WordSample(cut_id, ref, words, word_correct(ref.split(), [w.word for w in words])))
-    return samples
+    search = GreedySearch(tokenizer, frame_shift(model))  # words as every decoder builds them
+    return [WordSample(cut_id, ref, list(hyp.words), word_correct(ref.split(), [w.word for w in hyp.words]))
+            for cut_id, ref, hyp in decode_cuts(model, cuts, search, max_duration, num_workers=0)]
 
 
 def _flat(samples: list[WordSample]) -> tuple[np.ndarray, np.ndarray, list[int]]:

@@ -23,7 +23,7 @@ from ..scoring.score import score
 from .resolve import LMParams, default_params_path, make_search, write_lm_params
 from .search import BeamSearch, inheritable, process_pool
 
-__all__ = ["search_points", "tune", "tune_files"]
+__all__ = ["cut_emissions", "search_points", "tune", "tune_files"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def search_points(search: str = TuneConfig.search,
 
 
 @torch.no_grad()
-def _emissions(model, cuts: CutSet, max_duration: float) -> tuple[list[str], dict[str, str], list[np.ndarray]]:
+def cut_emissions(model, cuts: CutSet, max_duration: float = DecodeConfig.max_duration) -> tuple[list[str], dict[str, str], list[np.ndarray]]:
     """Run the model once: cut ids, references and (T_i, V) float32 log-probs per cut."""
     model.eval()
     device = next(model.parameters()).device
@@ -106,7 +106,7 @@ def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | N
         raise ValueError("points: expected at least one (lm_weight, word_score) pair")
     search = make_search(tokenizer, "beam-lm", dict(lm=lm, lexicon=lexicon, beam_size=beam_size,
                                                     beam_threshold=beam_threshold))  # checks lexicon and LM first
-    ids, refs, emissions = _emissions(model, cuts, max_duration)
+    ids, refs, emissions = cut_emissions(model, cuts, max_duration)
     log.info("tuning on %d utterances: %d points, beam %d, %d worker(s)", len(ids), len(points), beam_size,
              num_workers)
     if num_workers > 0:

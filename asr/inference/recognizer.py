@@ -35,12 +35,12 @@ from ..model.files import load_acoustic_model
 from .outputs import FORMATS, Transcript, write_outputs
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
-__all__ = ["Pretrained", "load_pretrained", "Recognizer", "decode", "transcribe"]
+__all__ = ["Pretrained", "load_pretrained", "resolve_device", "Recognizer", "decode", "transcribe"]
 
 log = logging.getLogger(__name__)
 
 
-def _device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
     """``torch.device`` of a name; ``"auto"`` is CUDA when available, else the CPU."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -66,7 +66,7 @@ def load_pretrained(path: str | Path, method: str = SearchConfig.method, lm_para
     search_options = dict(search_options or {})
     check_options(method, search_options, lm_params)  # before the (slow) model load
     model, tokenizer, extras = load_acoustic_model(path)
-    model = model.to(_device(device))
+    model = model.to(resolve_device(device))
     folder = extras.source if extras.source.is_dir() else None
     model_path = Path(path) if folder is None else None  # a file's lm-params.yaml lies beside it
     if method == "beam-lm" and folder is not None and lm_params is None:  # the folder's LM and tuned values
@@ -231,7 +231,7 @@ def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
     check_options(methods, search_options, lm_params)
     model, tokenizer, _ = load_acoustic_model(model_path)
     cuts = load_cuts(cuts_path)
-    recognizer = Recognizer(model.to(_device(device)), tokenizer, model_path=model_path)
+    recognizer = Recognizer(model.to(resolve_device(device)), tokenizer, model_path=model_path)
     given = {k: v for k, v in (search_options or {}).items() if v is not None}
     written = []
     for method in methods:

@@ -58,7 +58,7 @@ from ..decoding.search import BeamSearch, GreedySearch, frame_shift
 from ..decoding.words import Word
 from ..model.encoder import EncoderStream
 from ..model.subsampling import SubsamplingStream
-from .recognizer import _device, load_pretrained
+from .recognizer import load_pretrained, resolve_device
 
 __all__ = ["StreamResult", "ModelStream", "Endpointer", "Stream", "stream_audio"]
 
@@ -214,7 +214,7 @@ class Stream:
             cfg: endpointing and partial interval.
             device: None or one naming the CPU: only the CPU runs streams (``"auto"`` picks it without a GPU).
         """
-        if device is not None and _device(device).type != "cpu":
+        if device is not None and resolve_device(device).type != "cpu":
             raise ValueError(f"device: a stream runs its model on the CPU, got {device!r}")
         loaded = load_pretrained(path, method, lm_params, search_options, "cpu")
         return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)

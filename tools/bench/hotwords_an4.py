@@ -26,27 +26,19 @@ from pathlib import Path
 
 import torch
 
-from asr.config import DecodeConfig
-from asr.data.cuts import FeatureBatcher, eval_batches, load_cuts
+from asr.data.cuts import load_cuts
 from asr.decoding.search import BeamSearch
 from asr.decoding.resolve import read_lm_params
+from asr.decoding.tune import cut_emissions
 from asr.model.checkpoint import load_model
 from asr.scoring.align import align_pair
 from asr.scoring.score import score
 
 
-@torch.no_grad()
-def emissions(model, cuts, max_duration: float = DecodeConfig.max_duration):
-    """(cut id, reference, (1, T, V) float32 log-probs) per cut."""
-    model.eval()
-    batcher = FeatureBatcher(model.cfg.features)
-    out = []
-    for batch_cuts in eval_batches(cuts, max_duration):
-        batch = batcher(batch_cuts)
-        log_probs, lens = model(batch.feats, batch.feat_lens)
-        for i, cut_id in enumerate(batch.ids):
-            out.append((cut_id, batch.texts[i], log_probs[i : i + 1, : lens[i]].float().contiguous()))
-    return out
+def emissions(model, cuts) -> list[tuple[str, str, torch.Tensor]]:
+    """(cut id, reference, (1, T, V) float32 log-probs) per cut, as ``asr tune`` computes them."""
+    ids, refs, log_probs = cut_emissions(model, cuts)
+    return [(cut_id, refs[cut_id], torch.from_numpy(lp)[None]) for cut_id, lp in zip(ids, log_probs)]
 
 
 def run(search: BeamSearch, utts) -> tuple[dict[str, str], float]:
