@@ -152,6 +152,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)  # batching
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
     epochs: int = 40  # passes over the training set
+    inter_ctc_layer: int = 0  # InterCTC (Lee & Watanabe 2021): also train this encoder layer (1-based) through the output layer; 0 = off
+    inter_ctc_weight: float = 0.3  # InterCTC: loss = (1 - w) * CTC(last layer) + w * CTC(inter_ctc_layer)
     seed: int = 0  # seeds python, numpy, torch and the sampler
     keep_last: int = 5  # epoch checkpoints kept on disk
     save_every_steps: int = 0  # extra mid-epoch checkpoint interval; 0 = epoch ends only

@@ -13,7 +13,9 @@ import torch
 from asr.model.checkpoint import list_checkpoints, load_file
 from asr.config import load_config
 from asr.data.cuts import load_cuts
-from asr.training.loop import ctc_loss, lr_factor, train
+from asr.config import EncoderConfig, ModelConfig, SpecAugmentConfig
+from asr.model.ctc import CTCModel
+from asr.training.loop import InterCTC, ctc_loss, lr_factor, train
 from helpers import TINY, start_train
 
 
@@ -36,6 +38,46 @@ def test_ctc_loss_all_skipped_is_zero_not_inf():
     loss, kept, skipped = ctc_loss(log_probs, torch.tensor([2]), [[1, 2, 3]])
     assert (kept, skipped) == (0, 1)
     assert loss.item() == 0.0
+
+
+def _inter_ctc_case(num_layers: int = 3, projection_size: int = 0):
+    """A model without dropout or SpecAugment, one random batch, its targets."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(specaug=SpecAugmentConfig(freq_masks=0, time_masks=0),
+                      encoder=EncoderConfig(num_layers=num_layers, hidden_size=8, dropout=0.0,
+                                            projection_size=projection_size))
+    model = CTCModel(cfg, vocab_size=5).train()
+    feats, feat_lens = torch.randn(2, 30, 80), torch.tensor([30, 21])
+    return model, feats, feat_lens, [[1, 2], [3]]
+
+
+@pytest.mark.parametrize("layer, projection_size", [(1, 0), (2, 0), (2, 6)])
+def test_inter_ctc_loss_is_the_ctc_of_the_truncated_encoder(layer, projection_size):
+    model, feats, feat_lens, targets = _inter_ctc_case(projection_size=projection_size)
+    inter = InterCTC(model, layer, weight=0.3)
+    log_probs, out_lens = model(feats, feat_lens)
+    main, _, _ = ctc_loss(log_probs, out_lens, targets)
+    mixed = inter.loss(main, out_lens, targets)
+    model.encoder.layers = model.encoder.layers[:layer]  # the same weights, cut after the tapped layer
+    model.encoder.projections = model.encoder.projections[:layer]
+    truncated, _, _ = ctc_loss(*model(feats, feat_lens), targets)
+    torch.testing.assert_close(mixed, 0.7 * main + 0.3 * truncated)
+
+
+def test_inter_ctc_alone_trains_only_the_layers_up_to_its_own():
+    model, feats, feat_lens, targets = _inter_ctc_case()
+    inter = InterCTC(model, 1, weight=1.0)
+    log_probs, out_lens = model(feats, feat_lens)
+    inter.loss(ctc_loss(log_probs, out_lens, targets)[0], out_lens, targets).backward()
+    grads = {name: p.grad is not None and bool(p.grad.abs().sum() > 0) for name, p in model.named_parameters()}
+    assert all(grads[n] for n in grads if n.startswith(("encoder.layers.0.", "output.")))
+    assert not any(grads[n] for n in grads if n.startswith(("encoder.layers.1.", "encoder.layers.2.")))
+
+
+@pytest.mark.parametrize("layer", [0, 3])
+def test_inter_ctc_layer_must_be_a_middle_layer(layer):
+    with pytest.raises(ValueError, match="inter_ctc_layer: expected 1 to 2"):
+        InterCTC(_inter_ctc_case()[0], layer, weight=0.3)
 
 
 def test_lr_factor_warmup_hold_decay():

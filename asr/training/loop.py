@@ -93,6 +93,31 @@ def ctc_loss(log_probs, out_lens, targets: list[list[int]]) -> tuple[torch.Tenso
     return loss, kept, len(targets) - kept
 
 
+class InterCTC:
+    """InterCTC (Lee & Watanabe, 2021): the output of a middle encoder layer, through the model's
+    own output layer, is trained with CTC as well. A forward hook keeps that layer's output, so the
+    model's ``forward`` and its exports are unchanged."""
+
+    def __init__(self, model: CTCModel, layer: int, weight: float):
+        layers = len(model.encoder.layers)
+        if not 1 <= layer < layers:
+            raise ValueError(f"inter_ctc_layer: expected 1 to {layers - 1} (the encoder has {layers} layers), got {layer}")
+        if model.encoder.chunk_frames > 0:
+            raise ValueError("inter_ctc_layer: not available for chunked (LC-BLSTM) encoders")
+        self.model, self.weight, self.kept = model, weight, None
+        model.encoder.projections[layer - 1].register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output) -> None:
+        self.kept = output if module.training else None
+
+    def loss(self, main_loss: torch.Tensor, out_lens: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
+        """``(1 - w) * main_loss + w *`` the CTC loss of the kept layer's output."""
+        log_probs = self.model.output(self.kept).float().log_softmax(dim=-1)  # (B, T', V)
+        self.kept = None
+        inter_loss, _, _ = ctc_loss(log_probs, out_lens, targets)
+        return (1.0 - self.weight) * main_loss + self.weight * inter_loss
+
+
 @torch.no_grad()
 def compute_cmvn(cuts: CutSet, batcher: FeatureBatcher, max_utts: int,
                  max_duration: float = DataConfig.eval_max_duration) -> tuple[int, torch.Tensor, torch.Tensor]:
@@ -402,6 +427,7 @@ class _Trainer:
             self.optimizer, lambda s: lr_factor(s, o.warmup_steps, hold, total_steps, o.final_lr_ratio)
         )
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        self.inter_ctc = InterCTC(self.model, cfg.inter_ctc_layer, cfg.inter_ctc_weight) if cfg.inter_ctc_layer else None
         if state is None:
             return
         ts = state["train_state"]
@@ -433,7 +459,8 @@ class _Trainer:
             for audio in self.loader:
                 batch, sampler_state = self._features(audio), audio.sampler_state
                 stats, stop_requested = _train_step(self.step_model, self.model, batch, self.tokenizer, self.optimizer,
-                                                    self.scaler, cfg, self.device, ctx, stop.signum is not None)
+                                                    self.scaler, cfg, self.device, ctx, stop.signum is not None,
+                                                    self.inter_ctc)
                 self.scheduler.step()
                 self.step += 1
                 stats.bad_audio = len(audio.bad_audio)
@@ -534,7 +561,8 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
 
 
 def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer, scaler, cfg: TrainConfig,
-                device: torch.device, ctx: Dist, stop_requested: bool) -> tuple[StepStats, bool]:
+                device: torch.device, ctx: Dist, stop_requested: bool,
+                inter_ctc: InterCTC | None = None) -> tuple[StepStats, bool]:
     """One optimiser step on this rank's ``batch``.
 
     The loss is the CTC sum over the utterances kept on *all* ranks divided by their number,
@@ -558,7 +586,11 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
     try:
         with autocast(device, cfg.precision):
             log_probs, out_lens = step_model(feats.to(device), feat_lens.to(device))
-        loss, kept, n_skip = ctc_loss(log_probs, out_lens, [tokenizer.encode(t) for t in texts])
+        targets = [tokenizer.encode(t) for t in texts]
+        loss, kept, n_skip = ctc_loss(log_probs, out_lens, targets)
+        main_loss = loss.detach()  # what is logged: the last layer's CTC loss, comparable across runs
+        if inter_ctc is not None:
+            loss = inter_ctc.loss(loss, out_lens, targets)
         if not batch.ids:  # the dummy utterance counts for nothing
             frames, n_skip = 0.0, 0
         else:
@@ -603,6 +635,6 @@ def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer,
         log.warning("out of memory in the backward of a batch of %d utterances (%.1f s of audio, longest %.1f s): "
                     "skipped", len(batch.ids), audio, float(batch.durations.max()))
         return StepStats(audio_s=audio, oom_batches=1), bool(stop_count)
-    loss_value = float(loss.detach())
+    loss_value = float(main_loss)
     loss_value = loss_value if math.isfinite(loss_value) else 0.0
     return StepStats(loss_value, frames, audio, n_skip, 0, nonfinite), bool(stop_count)
