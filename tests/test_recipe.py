@@ -128,8 +128,27 @@ def test_parse_options_values_reach_the_commands(tmp_path):
         "--dev data/manifests/an4_cuts_dev.jsonl.gz --exp-dir e x",
         "asr average e x --last 3 --out e x/model.pt",
     ]
-    assert [line.split(" ", 2)[2] for line in result.stdout.splitlines()] == [
+    stages, times = result.stdout.split("Wall time per stage:\n")
+    assert [line.split(" ", 2)[2] for line in stages.splitlines()] == [
         "Stage 2: train with my conf.yaml into e x", "Stage 3: average the last 3 epoch checkpoints"]
+    assert re.fullmatch(r"  stage  2  train with my conf.yaml into e x +\d+ s\n"
+                        r"  stage  3  average the last 3 epoch checkpoints +\d+ s\n"
+                        r"  all stages +\d+ s \(\d+ min \d\d s\)\n", times)
+
+
+def test_stage_times_are_printed_when_a_stage_fails(tmp_path):
+    """A failing stage ends the recipe with its status, after the time of every stage begun."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "asr").write_text('#!/bin/sh\nsleep 1\n[ "$1" != average ]\n')
+    (bin_dir / "asr").chmod(0o755)
+    result = _run("an4/run.sh", ["--stage", "2"], tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert result.returncode == 1
+    times = result.stdout.split("Wall time per stage:\n")[1].splitlines()
+    assert [line.split()[:2] for line in times[:2]] == [["stage", "2"], ["stage", "3"]]
+    seconds = [int(line.split()[-2]) for line in times[:2]]
+    assert min(seconds) >= 1  # each stage ran a one-second asr
+    assert times[2].split()[:3] == ["all", "stages", str(sum(seconds))]
 
 
 def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):

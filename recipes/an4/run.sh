@@ -27,70 +27,70 @@ config=$recipe_dir/../../conf/an4.yaml # training config (YAML)
 exp_dir=exp                            # checkpoints, model.pt, decode/
 avg=5                                  # epoch checkpoints averaged into model.pt
 . "$recipe_dir/../parse_options.sh"
+. "$recipe_dir/../stage_times.sh"
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
 manifests=data/manifests
 
 if [ -z "$data_dir" ]; then
   data_dir=downloads/an4
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-    log "Stage 0: download AN4 into downloads/"
+    stage_begin 0 "download AN4 into downloads/"
     asr download an4 downloads
   fi
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "Stage 1: prepare manifests from $data_dir"
+  stage_begin 1 "prepare manifests from $data_dir"
   [ -f $manifests/.done ] || { asr prepare an4 "$data_dir" $manifests && touch $manifests/.done; }
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: train with $config into $exp_dir"
+  stage_begin 2 "train with $config into $exp_dir"
   asr train --config "$config" --train $manifests/an4_cuts_train.jsonl.gz \
     --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$exp_dir"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: average the last $avg epoch checkpoints"
+  stage_begin 3 "average the last $avg epoch checkpoints"
   asr average "$exp_dir" --last "$avg" --out "$exp_dir/model.pt"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: decode test (greedy and beam)"
+  stage_begin 4 "decode test (greedy and beam)"
   asr decode "$exp_dir/model.pt" $manifests/an4_cuts_test.jsonl.gz --name test \
     --method greedy beam --out-dir "$exp_dir/decode"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Stage 5: score"
+  stage_begin 5 "score"
   asr score --ref $manifests/text_test --utt2spk $manifests/utt2spk_test --out-dir "$exp_dir/decode" \
     --hyp "$exp_dir/decode/hyp-test-greedy.txt" "$exp_dir/decode/hyp-test-beam.txt"
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  log "Stage 6: word 3-gram from the training transcripts"
+  stage_begin 6 "word 3-gram from the training transcripts"
   asr lm build --order 3 --text $manifests/text_train --kaldi --out data/lm/3gram.arpa
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-  log "Stage 7: lexicon of the LM's words in the model's units"
+  stage_begin 7 "lexicon of the LM's words in the model's units"
   asr lm lexicon "$exp_dir/model.pt" --lm data/lm/3gram.arpa --out "$exp_dir/lexicon.txt"
 fi
 
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-  log "Stage 8: tune LM weight and word score on dev"
+  stage_begin 8 "tune LM weight and word score on dev"
   asr tune "$exp_dir/model.pt" $manifests/an4_cuts_dev.jsonl.gz --lm data/lm/3gram.arpa \
     --lexicon "$exp_dir/lexicon.txt" --out "$exp_dir/lm-params.yaml"
 fi
 
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
-  log "Stage 9: decode test with lexicon and LM (tuned values from $exp_dir/lm-params.yaml)"
+  stage_begin 9 "decode test with lexicon and LM (tuned values from $exp_dir/lm-params.yaml)"
   asr decode "$exp_dir/model.pt" $manifests/an4_cuts_test.jsonl.gz --name test \
     --method beam-lm --out-dir "$exp_dir/decode"
 fi
 
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
-  log "Stage 10: score greedy, beam and beam-lm"
+  stage_begin 10 "score greedy, beam and beam-lm"
   asr score --ref $manifests/text_test --utt2spk $manifests/utt2spk_test --out-dir "$exp_dir/decode" --hyp "$exp_dir/decode/hyp-test-greedy.txt" \
     "$exp_dir/decode/hyp-test-beam.txt" "$exp_dir/decode/hyp-test-beam-lm.txt"
 fi
