@@ -203,6 +203,7 @@ def test_beam_lm_options_from_the_params_file(tmp_path, caplog):
 def test_search_points():
     grid = search_points("grid", (0.0, 3.0), (-2.0, 4.0), points=4)
     assert len(grid) == 16 and grid[0] == (0.0, -2.0) and grid[-1] == (3.0, 4.0)
+    assert search_points("grid", (0.0, 3.0), (0.0, 0.0), points=4) == [(0.0, 0.0), (1.0, 0.0), (2.0, 0.0), (3.0, 0.0)]
     drawn = search_points("random", (0.0, 3.0), (-2.0, 4.0), trials=20, seed=1)
     assert len(drawn) == 20 and all(0 <= w <= 3 and -2 <= s <= 4 for w, s in drawn)
     assert drawn == search_points("random", (0.0, 3.0), (-2.0, 4.0), trials=20, seed=1)

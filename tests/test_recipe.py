@@ -178,6 +178,27 @@ def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
                     "exp/decode/hyp-test-greedy.txt", "exp/decode/hyp-test-beam-lm.txt"]
 
 
+def test_study_trains_every_variant_with_valid_overrides(tmp_path):
+    """study.sh stages 0-1 with a recording ``asr``: the study split, then one training per variant whose
+    overrides of conf/an4.yaml all load (a misspelt key fails here, not after an hour of training)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "asr").write_text('#!/bin/sh\necho "asr $*" >> "$ASR_LOG"\n')
+    (bin_dir / "asr").chmod(0o755)
+    (tmp_path / "exp/study/manifests").mkdir(parents=True)  # what the real `asr prepare` makes
+    result = _run("an4/study.sh", ["--stop-stage", "1", "--data-dir", "an4"], tmp_path,
+                  PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
+    assert result.returncode == 0, result.stderr
+    prepare, *trains = (tmp_path / "log").read_text().splitlines()
+    assert prepare == "asr prepare an4 an4 exp/study/manifests --dev-fraction 0.15"
+    variants = re.search(r'^variants="([^"]*)"', (REPO / "recipes/an4/study.sh").read_text(), re.M).group(1).split()
+    assert [line.split("--exp-dir exp/study/exp/")[1].split()[0] for line in trains] == variants
+    for line in trains:
+        overrides = line.split("--exp-dir ")[1].split()[1:]
+        assert overrides[0] == "num_threads=1"
+        load_config(REPO / "conf/an4.yaml", overrides)
+
+
 # compare.sh: every cell at about 4.19M parameters with AN4's 28 character units; the rest as conf/an4.yaml.
 COMPARE = [("rnn", 528, 4_192_348), ("gru", 298, 4_186_332), ("lstm", 256, 4_188_188)]
 

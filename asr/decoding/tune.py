@@ -33,10 +33,13 @@ def search_points(search: str = TuneConfig.search,
                   word_score_range: tuple[float, float] = TuneConfig.word_score_range,
                   points: int = TuneConfig.points, trials: int = TuneConfig.trials,
                   seed: int = TuneConfig.seed) -> list[tuple[float, float]]:
-    """(lm_weight, word_score) pairs: a ``points`` x ``points`` grid, or ``trials`` uniform random draws."""
+    """(lm_weight, word_score) pairs: a ``points`` x ``points`` grid, or ``trials`` uniform random draws.
+
+    A range whose ends are equal (e.g. word score 0 for lexicon-free search) gives one value, not ``points``.
+    """
     if search == "grid":
-        weights = np.linspace(*lm_weight_range, points)
-        scores = np.linspace(*word_score_range, points)
+        weights = np.linspace(*lm_weight_range, points if lm_weight_range[0] != lm_weight_range[1] else 1)
+        scores = np.linspace(*word_score_range, points if word_score_range[0] != word_score_range[1] else 1)
         return [(round(float(w), 4), round(float(s), 4)) for w in weights for s in scores]
     if search == "random":
         rng = random.Random(seed)

@@ -17,6 +17,9 @@
 #   7 score     per variant, dev greedy and beam-lm -> $work/exp/NAME/decode/wer-summary.txt
 #   8 table     all variants -> $work/study.md (local/study_table.py: dev WER, time, audio-s/s, parameters)
 #   9 test      the variants in --keep: test greedy and beam-lm, scored -> $work/exp/NAME/decode/
+#  10 lm study  the variants in --keep, dev: word 4-gram (lexicon), and lexicon-free search with a
+#               character $char_order-gram, which can spell words the lexicon lacks; each tuned on dev
+#               -> $work/exp/NAME/lm-study/{word4,char}/ (hyp-dev-beam-lm.txt, wer-summary.txt)
 #
 # Runs from recipes/an4; --variants "x4 interctc" runs a subset (e.g. one per shell: each training
 # then uses one thread, --threads 1, and two run side by side on a 2-core machine).
@@ -34,6 +37,7 @@ keep=""                                # variants decoded on test in stage 9
 threads=1                              # torch threads per training
 avg=5                                  # epoch checkpoints averaged
 order=3                                # word n-gram order
+char_order=8                           # character n-gram order of stage 10's lexicon-free search
 . "$recipe_dir/../parse_options.sh"
 
 # name -> overrides of conf/an4.yaml (see RESULTS.md, "AN4 study", for where each idea comes from)
@@ -113,5 +117,26 @@ for name in $keep; do
       --out-dir "$exp/decode"
     asr score --ref $manifests/text_test --utt2spk $manifests/utt2spk_test --out-dir "$exp/decode" --no-html \
       --hyp "$exp/decode/hyp-test-greedy.txt" "$exp/decode/hyp-test-beam-lm.txt"
+  fi
+done
+
+for name in $keep; do
+  exp=$work/exp/$name
+  out=$exp/lm-study
+  if stage_on 10; then
+    log "Stage 10: LM study on dev with $name"
+    asr lm build --order 4 --text $manifests/text_train --kaldi --out $out/word4.arpa
+    asr lm build --order "$char_order" --text $manifests/text_train --kaldi --units-of "$exp/model.pt" \
+      --out $out/char.arpa
+    asr tune "$exp/model.pt" $manifests/an4_cuts_dev.jsonl.gz --lm $out/word4.arpa --lexicon "$exp/lexicon.txt" \
+      --out $out/word4/lm-params.yaml
+    asr tune "$exp/model.pt" $manifests/an4_cuts_dev.jsonl.gz --lm $out/char.arpa --word-score-range 0 0 \
+      --out $out/char/lm-params.yaml
+    for lm in word4 char; do
+      asr decode "$exp/model.pt" $manifests/an4_cuts_dev.jsonl.gz --name dev --method beam-lm \
+        --lm-params $out/$lm/lm-params.yaml --out-dir $out/$lm
+      asr score --ref $manifests/text_dev --utt2spk $manifests/utt2spk_dev --out-dir $out/$lm --no-html \
+        --hyp $out/$lm/hyp-dev-beam-lm.txt
+    done
   fi
 done
