@@ -37,7 +37,7 @@ keep=""                                # variants decoded on test in stage 9
 threads=1                              # torch threads per training
 avg=5                                  # epoch checkpoints averaged
 order=3                                # word n-gram order
-char_order=8                           # character n-gram order of stage 10's lexicon-free search
+char_order=6                           # character n-gram order of stage 10's lexicon-free search (KenLM loads at most 6)
 . "$recipe_dir/../parse_options.sh"
 
 # name -> overrides of conf/an4.yaml (see RESULTS.md, "AN4 study", for where each idea comes from)
