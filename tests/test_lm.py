@@ -126,6 +126,20 @@ def test_kenlm_loads_and_agrees_with_our_scores(an4_text, tmp_path):
     assert kenlm_ppl == pytest.approx(ours.perplexity(held_out), rel=1e-5)
 
 
+@pytest.mark.parametrize("order", [lm_module.KENLM_MAX_ORDER, lm_module.KENLM_MAX_ORDER + 1])
+def test_orders_past_kenlm_max_order_are_written_with_a_warning(an4_text, tmp_path, caplog, order):
+    """The installed kenlm loads up to KENLM_MAX_ORDER and refuses the next order: the builder warns about it."""
+    kenlm = pytest.importorskip("kenlm")
+    build_lm(an4_text[0], tmp_path / "lm.arpa", order=order)
+    warned = "loads at most order" in caplog.text
+    if order <= lm_module.KENLM_MAX_ORDER:
+        assert kenlm.Model(str(tmp_path / "lm.arpa")).order == order and not warned
+    else:
+        with pytest.raises(OSError):
+            kenlm.Model(str(tmp_path / "lm.arpa"))
+        assert warned
+
+
 def test_kneser_ney_beats_add_one_on_held_out_text(an4_text, tmp_path):
     train, test = an4_text[0].read_text().splitlines(), an4_text[1].read_text().splitlines()
     build_lm(an4_text[0], tmp_path / "lm.arpa", order=3)

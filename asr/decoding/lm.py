@@ -39,6 +39,9 @@ _CHUNK_LINES = 50_000  # sentences per numpy pass: ~1M word strings (~60 MB) hel
 _BLOCK = 500_000  # n-grams estimated or written at once: bounds the temporaries (~50 MB of lines)
 
 
+KENLM_MAX_ORDER = 6  # the highest order the pip-built kenlm module loads (its compile-time default)
+
+
 def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
@@ -357,6 +360,9 @@ def build_lm(text: str | Path, out: str | Path, order: int = LMBuildConfig.order
     text, out = Path(text), Path(out)
     if order < 2:
         raise ValueError(f"order: expected >= 2, got {order}")
+    if order > KENLM_MAX_ORDER:
+        log.warning("order %d: the kenlm package as built by pip loads at most order %d (KENLM_MAX_ORDER); "
+                    "writing the ARPA file anyway", order, KENLM_MAX_ORDER)
     vocab = _vocabulary(text, kaldi, tokenizer)
     bits = max(1, (len(vocab) - 1).bit_length())
     if bits * order > 63:
