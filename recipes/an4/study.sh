@@ -8,7 +8,7 @@
 #
 # Stages (each one `asr` command, run per variant where it says so):
 #   0 prepare   AN4 -> $work/manifests with --dev-fraction $dev_fraction (the study split)
-#   1 train     per variant: conf/an4.yaml + its overrides -> $work/exp/NAME (log.csv: time, audio-s/s)
+#   1 train     per variant and seed: conf/an4.yaml + its overrides -> $work/exp/NAME[-sSEED] (log.csv)
 #   2 average   per variant, last $avg epochs -> $work/exp/NAME/model.pt
 #   3 decode    per variant, dev greedy -> $work/exp/NAME/decode/hyp-dev-greedy.txt
 #   4 lm        word $order-gram of the study split's training text -> $work/lm/word.arpa
@@ -34,6 +34,7 @@ dev_fraction=0.15                      # share of training speakers held out as 
 config=$recipe_dir/../../conf/an4.yaml # the configuration every variant starts from
 variants="base x4 x4-interctc x4-proj x4-do3"  # names from the table (measured; the rest are not yet)
 keep=""                                # variants decoded on test in stage 9
+seeds="0"                              # training seeds of every variant (exp/NAME for seed 0, exp/NAME-sN for N)
 threads=1                              # torch threads per training
 avg=5                                  # epoch checkpoints averaged
 order=3                                # word n-gram order
@@ -60,6 +61,8 @@ for name in $variants $keep; do
   [ -n "${overrides[$name]+set}" ] || { echo "$0: unknown variant '$name' (see the table in $0)" >&2; exit 2; }
 done
 stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+run_name() { if [ "$2" = 0 ]; then echo "$1"; else echo "$1-s$2"; fi; }  # VARIANT SEED -> exp folder name
+runs=$(for name in $variants; do for seed in $seeds; do run_name "$name" "$seed"; done; done)
 
 if stage_on 0; then
   log "Stage 0: prepare the study split ($dev_fraction of the speakers as dev)"
@@ -67,19 +70,21 @@ if stage_on 0; then
 fi
 
 for name in $variants; do
-  exp=$work/exp/$name
-  if stage_on 1; then
-    log "Stage 1: train $name (${overrides[$name]:-conf/an4.yaml as it is})"
-    # shellcheck disable=SC2086  # the overrides are words
-    asr train --config "$config" --train $manifests/an4_cuts_train.jsonl.gz --dev $manifests/an4_cuts_dev.jsonl.gz \
-      --exp-dir "$exp" num_threads=$threads ${overrides[$name]}
-  fi
-  if stage_on 2; then
-    asr average "$exp" --last "$avg" --out "$exp/model.pt"
-  fi
-  if stage_on 3; then
-    asr decode "$exp/model.pt" $manifests/an4_cuts_dev.jsonl.gz --name dev --method greedy --out-dir "$exp/decode"
-  fi
+  for seed in $seeds; do
+    exp=$work/exp/$(run_name "$name" "$seed")
+    if stage_on 1; then
+      log "Stage 1: train $name, seed $seed (${overrides[$name]:-conf/an4.yaml as it is})"
+      # shellcheck disable=SC2086  # the overrides are words
+      asr train --config "$config" --train $manifests/an4_cuts_train.jsonl.gz --dev $manifests/an4_cuts_dev.jsonl.gz \
+        --exp-dir "$exp" num_threads=$threads seed=$seed ${overrides[$name]}
+    fi
+    if stage_on 2; then
+      asr average "$exp" --last "$avg" --out "$exp/model.pt"
+    fi
+    if stage_on 3; then
+      asr decode "$exp/model.pt" $manifests/an4_cuts_dev.jsonl.gz --name dev --method greedy --out-dir "$exp/decode"
+    fi
+  done
 done
 
 if stage_on 4; then
@@ -87,7 +92,7 @@ if stage_on 4; then
   asr lm build --order "$order" --text $manifests/text_train --kaldi --out $work/lm/word.arpa
 fi
 
-for name in $variants; do
+for name in $runs; do
   exp=$work/exp/$name
   if stage_on 5; then
     log "Stage 5: lexicon and LM weights of $name, tuned on dev"
@@ -106,7 +111,8 @@ done
 
 if stage_on 8; then
   log "Stage 8: table of all variants -> $work/study.md"
-  "$(dirname "$(command -v asr)")/python" "$recipe_dir/local/study_table.py" --exp-root $work/exp $variants > $work/study.md
+  "$(dirname "$(command -v asr)")/python" "$recipe_dir/local/study_table.py" --exp-root $work/exp --seeds $seeds \
+    -- $variants > $work/study.md
   cat $work/study.md
 fi
 
