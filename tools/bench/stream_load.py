@@ -52,8 +52,8 @@ AN4_TEST = Path(os.environ.get("ASR_TEST_DATA", "/work/shared/data")) / "an4" / 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _random_model(path: Path) -> Path:
-    """A randomly initialised model of conf/an4_uni.yaml's size (its outputs are noise, its cost is real)."""
+def _random_model(path: Path, config: Path) -> Path:
+    """A randomly initialised model of ``config``'s size (its outputs are noise, its cost is real)."""
     import torch
 
     from asr.config import load_config
@@ -61,7 +61,7 @@ def _random_model(path: Path) -> Path:
     from asr.model.checkpoint import model_package, save_atomic
     from asr.model.ctc import CTCModel
 
-    cfg = load_config(REPO / "conf" / "an4_uni.yaml")
+    cfg = load_config(config)
     tokenizer = CharTokenizer(["<blk>", "|", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ'"])
     torch.manual_seed(0)
     save_atomic(model_package(CTCModel(cfg.model, len(tokenizer.units)).eval(), tokenizer), path)
@@ -198,7 +198,9 @@ def _start_server(model: Path, args) -> tuple[subprocess.Popen, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="a streamable model (folder or file)")
-    parser.add_argument("--random-model", type=Path, help="write a random conf/an4_uni.yaml model here and use it")
+    parser.add_argument("--random-model", type=Path, help="write a random model of --random-config here and use it")
+    parser.add_argument("--random-config", type=Path, default=REPO / "conf" / "an4_lcblstm.yaml",
+                        help="config of the random model")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 16, 32, 48, 64])
     parser.add_argument("--audio-s", type=float, default=30.0, help="seconds of audio each client replays")
     parser.add_argument("--chunk-ms", type=float, default=100.0, help="audio per binary message")
@@ -209,7 +211,7 @@ def main() -> None:
     args = parser.parse_args()
     if (args.model is None) == (args.random_model is None):
         parser.error("give --model or --random-model")
-    model = args.model or _random_model(args.random_model)
+    model = args.model or _random_model(args.random_model, args.random_config)
     process, uri = _start_server(model, args)
     rows, failures = [], 0
     try:
