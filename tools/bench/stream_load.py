@@ -23,10 +23,16 @@ Levels run in increasing N; the run stops after two failing levels. The referenc
 is the audio clock of the same run, so the figures hold only for the machine load they ran under:
 the script prints the 1-minute load average before and after each level.
 
-    nice -n 10 python tools/bench/stream_load.py --model recipes/an4/exp-uni/model.pt \\
-        --clients 1 8 16 32 48 64 --out /tmp/stream_load.json
-    # without a trained streaming model: a random 4x320 unidirectional LSTM (conf/an4_uni.yaml)
-    nice -n 10 python tools/bench/stream_load.py --random-model /tmp/uni.pt --clients 1 8 16 32
+The server batches the sessions' model steps (``ServerConfig.max_batch``, ``batch_wait_ms``;
+pass them with ``--serve-args --max-batch 32 --batch-wait-ms 10``).
+
+    nice -n 10 python tools/bench/stream_load.py --model exp/lcblstm/model.pt \\
+        --clients 1 16 32 48 64 --out /tmp/stream_load.json
+    # without a trained streaming model: a random model of --random-config (default
+    # conf/an4_lcblstm.yaml; its partial-latency words are noise, its CPU cost is real)
+    nice -n 10 python tools/bench/stream_load.py --random-model /tmp/lc.pt --clients 1 16 32 48 64
+
+Measured figures: tools/bench/README.md (stream_profile.py and stream_load.py).
 """
 
 from __future__ import annotations
