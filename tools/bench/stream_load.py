@@ -32,7 +32,8 @@ pass them with ``--serve-args --max-batch 32 --batch-wait-ms 10``).
     # conf/an4_lcblstm.yaml; its partial-latency words are noise, its CPU cost is real)
     nice -n 10 python tools/bench/stream_load.py --random-model /tmp/lc.pt --clients 1 16 32 48 64
 
-Measured figures: tools/bench/README.md (stream_profile.py and stream_load.py).
+Measured figures: tools/bench/README.md (stream_profile.py and stream_load.py); with batching, a
+random an4_lcblstm.yaml model kept 64 clients real time at 1.31 server cores (p95 reply lag 128 ms).
 """
 
 from __future__ import annotations
