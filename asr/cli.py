@@ -595,8 +595,11 @@ def _add_serve_parser(sub) -> None:
             "session may send (a flood of tiny frames is refused)")
     _option(p, "--idle-timeout-s", cfg=ServerConfig, type=float, help="close a session silent this long (0: never)")
     _option(p, "--min-step-ms", cfg=ServerConfig, type=float, help="audio buffered before the model runs")
-    _option(p, "--workers", cfg=ServerConfig, type=int, help="threads running the model steps")
+    _option(p, "--workers", cfg=ServerConfig, type=int, help="threads running batches of model steps")
     _option(p, "--torch-threads", cfg=ServerConfig, type=int, help="torch threads per model step")
+    _option(p, "--max-batch", cfg=ServerConfig, type=int, help="sessions' model steps run as one batch at most")
+    _option(p, "--batch-wait-ms", cfg=ServerConfig, type=float, help="longest wait of a model step for others to "
+            "batch with (0: batch only the steps that queued while the workers were busy)")
     _add_stream_options(p)
     p.set_defaults(func=_serve)
 

@@ -114,8 +114,10 @@ class ServerConfig:
     max_frames_per_audio_s: float = 100.0  # frames per second of audio a session may send (10 ms each on average)
     idle_timeout_s: float = 60.0  # a session silent this long is closed; 0 = never
     min_step_ms: float = 50.0  # audio buffered before the model runs: tiny frames cost no model step
-    workers: int = 2  # threads running the model steps of all sessions
+    workers: int = 2  # threads running batches of model steps (batches in flight at once)
     torch_threads: int = 1  # torch intra-op threads of each step (the workers give the parallelism)
+    max_batch: int = 64  # sessions whose due model steps run as one batch (one encoder forward) at most
+    batch_wait_ms: float = 0.0  # a due step waits up to this for others to join (0: batch what queued while busy)
 
 
 @dataclass

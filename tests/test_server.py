@@ -254,6 +254,51 @@ def test_session_results_with_and_without_words_and_eof_without_audio(prototype,
     assert finals == (expected if words else [{"text": e["text"]} for e in expected])
 
 
+def test_concurrent_sessions_are_stepped_in_batches_and_each_gets_what_stream_gives(prototype, pcm, monkeypatch):
+    from asr.inference import server as server_module
+
+    sizes = []
+    accept = server_module.accept_waveforms
+    monkeypatch.setattr(server_module, "accept_waveforms",
+                        lambda streams, *rest: sizes.append(len(streams)) or accept(streams, *rest))
+    clips = [pcm[0], pcm[1], pcm[0][: len(pcm[0]) // 2], pcm[1][CHUNK:]]
+    expected = [_direct(prototype, clip) for clip in clips]
+
+    async def main(uri):
+        return await asyncio.wait_for(asyncio.gather(_bad_client(uri, "vanishes mid-stream", pcm[0]),
+                                                     *(_vosk_client(uri, clip) for clip in clips)), TIMEOUT)
+
+    with _server(prototype, batch_wait_ms=100, max_batch=3) as uri:
+        _, *together = asyncio.run(main(uri))
+    assert [_finals(r) for r in together] == expected
+    assert max(sizes) == 3, sizes  # batches formed, and no larger than max_batch
+
+
+def test_a_failing_step_in_a_batch_costs_only_its_session(prototype, pcm):
+    from asr.inference.server import step_sessions
+
+    def broken(log_probs):
+        raise RuntimeError("search broke")
+
+    sessions = [Session(prototype) for _ in range(3)]
+    for session in sessions:
+        assert session.receive(pcm[1][:CHUNK]) is None and session.due == "step"
+    sessions[1].stream = prototype.fork()
+    sessions[1].stream._consume = broken
+    sessions[2].close()  # a vanished client: skipped
+    replies = step_sessions(sessions)
+    assert isinstance(replies[1], RuntimeError) and "search broke" in str(replies[1])
+    assert isinstance(replies[2], RuntimeError)
+    alone = Session(prototype)
+    assert replies[0].message == alone.handle(pcm[1][:CHUNK]).message and "partial" in replies[0].message
+
+
+@pytest.mark.parametrize("field,value", [("max_batch", 0), ("workers", 0), ("batch_wait_ms", -1.0)])
+def test_bad_batching_settings_are_refused(prototype, field, value):
+    with pytest.raises(ValueError, match=f"{field}: expected >= 0|{field}: expected >= 1"):
+        asyncio.run(run_server(prototype, ServerConfig(port=0, **{field: value})))
+
+
 # -- asr serve as a user runs it ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):

@@ -223,3 +223,85 @@ def test_from_pretrained_builds_the_search_and_calibration_like_the_recognizer(t
     assert {w.conf for w in results[0].words} == {0.5} and {w.conf for w in direct[0].words} != {0.5}
     with pytest.raises(ValueError, match="lm_weight: only for method 'beam-lm'"):
         Stream.from_pretrained(tmp_path / "model.pt", method, lm_weight=1.0)
+
+
+# -- several streams at once: batched model steps ----------------------------------------------------
+CELL_ENCODERS = {f"{cell}-{kind}": EncoderConfig(cell=cell, num_layers=2, hidden_size=32, **options)
+                 for cell in ("lstm", "gru", "rnn")
+                 for kind, options in {"uni-la1": dict(bidirectional=False, lookahead_frames=1),
+                                       "lc5r2": dict(chunk_frames=5, right_context=2)}.items()}
+
+
+@pytest.fixture(scope="module")
+def four_waves(an4_dir):
+    paths = sorted((an4_dir / "wav" / "an4test_clstk").rglob("*.wav"))[2:6]
+    return [load_audio(p) for p in paths]
+
+
+def _words(results) -> list:
+    return [(r.text, r.start, r.end, [(w.word, w.start, w.end) for w in r.words]) for r in results]
+
+
+@pytest.mark.parametrize("encoder", CELL_ENCODERS)
+def test_streams_stepped_in_batches_equal_streams_stepped_alone(four_waves, encoder, monkeypatch):
+    from asr.inference.stream import accept_waveforms
+    from asr.model import encoder as encoder_module
+
+    torch.manual_seed(0)
+    model = CTCModel(ModelConfig(encoder=CELL_ENCODERS[encoder]), len(TOKENIZER.units)).eval()
+    cfg = StreamConfig(endpoint_silence_ms=0, max_segment_s=0.7)
+    batch_sizes = []
+    run = encoder_module._run_encoder
+    monkeypatch.setattr(encoder_module, "_run_encoder",
+                        lambda enc, inputs, *rest: batch_sizes.append(inputs.size(0)) or run(enc, inputs, *rest))
+    rng = random.Random(encoder)
+    joins = [0, 0, 3, 9]  # streams join at these ticks; each leaves when its audio is done
+    batched = [Stream(model, TOKENIZER, cfg, keep_log_probs=True) for _ in four_waves]
+    alone = [Stream(model, TOKENIZER, cfg, keep_log_probs=True) for _ in four_waves]
+    fed, got_batched, got_alone = [0] * 4, [[] for _ in range(4)], [[] for _ in range(4)]
+    tick = 0
+    while any(not s._finished for s in batched):
+        members, blocks = [], []
+        for k, wave in enumerate(four_waves):
+            if joins[k] > tick or batched[k]._finished or rng.random() < 0.2:  # not yet, gone, or silent this tick
+                continue
+            if fed[k] >= len(wave):
+                got_batched[k] += batched[k].finish()
+                got_alone[k] += alone[k].finish()
+                continue
+            n = rng.randint(1, 3200)
+            members.append(k)
+            blocks.append(wave[fed[k] : fed[k] + n].numpy())
+            fed[k] += n
+        outcomes = accept_waveforms([batched[k] for k in members], blocks, [16000] * len(members))
+        for k, block, outcome in zip(members, blocks, outcomes):
+            assert outcome is alone[k].accept_waveform(block, 16000)
+            got_batched[k] += batched[k].result()
+            got_alone[k] += alone[k].result()
+        tick += 1
+    assert max(batch_sizes) >= 2, "streams should have shared forwards"
+    for k, wave in enumerate(four_waves):
+        whole, _ = _whole(model, wave)
+        torch.testing.assert_close(batched[k].log_probs(), alone[k].log_probs(), atol=1e-5, rtol=0)
+        torch.testing.assert_close(batched[k].log_probs(), whole[0], atol=1e-5, rtol=0)
+        assert _words(got_batched[k]) == _words(got_alone[k])
+    assert any(r.text for results in got_batched for r in results), "the models should say something"
+
+
+def test_a_refused_block_in_a_batch_costs_only_its_stream(four_waves):
+    from asr.inference.stream import accept_waveforms
+
+    model = _model("lc5r2")
+    streams = [Stream(model, TOKENIZER, NO_ENDPOINT, keep_log_probs=True) for _ in range(3)]
+    streams[2].finish()
+    blocks = [four_waves[0][:8000].numpy(), np.zeros((2, 100), np.float32), four_waves[0][:8000].numpy()]
+    outcomes = accept_waveforms(streams, blocks, [16000, 16000, 16000])
+    assert outcomes[0] is False
+    assert isinstance(outcomes[1], ValueError) and "expected a 1-D float or int16 array" in str(outcomes[1])
+    assert isinstance(outcomes[2], ValueError) and "finished" in str(outcomes[2])
+    alone = Stream(model, TOKENIZER, NO_ENDPOINT, keep_log_probs=True)
+    alone.accept_waveform(blocks[0], 16000)
+    assert streams[0].log_probs().size(0) > 0 and streams[1].log_probs().size(0) == 0
+    torch.testing.assert_close(streams[0].log_probs(), alone.log_probs(), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="distinct streams of one model"):
+        accept_waveforms([streams[0], streams[0]], blocks[:2], [16000, 16000])

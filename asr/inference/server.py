@@ -14,7 +14,12 @@ Bad input (malformed JSON, unknown fields, odd-length frames, unsupported rates,
 frames, silence past the idle timeout, one session too many) gets ``{"error": MESSAGE}`` and a close with a matching
 code; a frame over ``max_frame_bytes`` is closed by the WebSocket layer (1009). Other sessions go
 on. The protocol logic (``Session``) knows nothing of sockets; ``run_server`` wires it to
-``websockets`` and runs every model step in a thread pool, off the event loop.
+``websockets``. Model steps run off the event loop, batched across sessions: the sessions with
+a step due (``min_step_ms`` of audio in) are collected and stepped together (``step_sessions``:
+features and search per session, one batched encoder forward for all), up to ``max_batch`` at
+once, with up to ``workers`` batches running in a thread pool. A batch takes every step that came
+in while the workers were busy, so batches grow with the load; ``batch_wait_ms`` > 0 also holds a
+step back that long for others to join.
 
 Cost: each session holds one ``Stream`` (see there) and up to ``min_step_ms`` of audio; at most
 ``max_sessions`` at once. Streams share the model weights and a beam search's loaded LM.
@@ -36,9 +41,9 @@ import torch
 
 from ..config import SearchConfig, ServerConfig, StreamConfig
 from ..decoding.search import word_row
-from .stream import Stream, StreamResult
+from .stream import Stream, StreamResult, accept_waveforms
 
-__all__ = ["ProtocolError", "Session", "run_server", "serve"]
+__all__ = ["ProtocolError", "Session", "step_sessions", "run_server", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,8 @@ class Session:
         cfg: sample rates, step size and the frames-per-audio-second limit.
 
     ``handle`` runs the model: call it off the event loop, one message at a time per session.
+    A server splits it: ``receive`` (cheap: parse, check, buffer) and then, as ``due`` says, the
+    model step (``step_sessions``, batched with other sessions) or the end (``eof``).
     """
 
     def __init__(self, prototype: Stream, cfg: ServerConfig | None = None):
@@ -79,11 +86,14 @@ class Session:
         self.cfg = cfg or ServerConfig()
         self.sample_rate = self.cfg.sample_rate
         self.words = True  # Vosk's default: results carry words
-        self.stream: Stream | None = None
+        self.stream: Stream | None = None  # created at the first model step (off the event loop)
+        self._started = False  # audio received
+        self._closed = False
         self._pending: list[np.ndarray] = []  # int16 audio not yet given to the stream
         self._pending_samples = 0
         self._frames = 0  # audio frames received
         self._samples = 0  # audio samples received
+        self.due: str | None = None  # after ``receive``: "step" or "eof" when the model must run, else None
 
     def handle(self, message: str | bytes) -> Reply | None:
         """One client message -> the reply to send (None for a config message, as Vosk).
@@ -91,6 +101,23 @@ class Session:
         Raises:
             ProtocolError: the message breaks the protocol (its text and close code are for the client).
         """
+        reply = self.receive(message)
+        if self.due == "step":
+            (reply,) = step_sessions([self])
+            if isinstance(reply, Exception):
+                raise reply
+        elif self.due == "eof":
+            reply = self.eof()
+        return reply
+
+    def receive(self, message: str | bytes) -> Reply | None:
+        """``handle`` without the model: the reply when no model step is needed; else ``due`` says
+        which to run next, ``step_sessions([self, ...])`` ("step") or ``eof()`` ("eof").
+
+        Raises:
+            ProtocolError: as ``handle``.
+        """
+        self.due = None
         if isinstance(message, (bytes, bytearray, memoryview)):
             return self._audio(bytes(message))
         return self._text(message)
@@ -104,14 +131,15 @@ class Session:
         if not isinstance(obj, dict) or len(obj) != 1 or next(iter(obj)) not in ("config", "eof"):
             raise ProtocolError(f"expected {{\"config\": {{...}}}} or {{\"eof\": 1}}, got {message[:100]!r}")
         if "eof" in obj:
-            return self._eof()
+            self.due = "eof"
+            return None
         self._configure(obj["config"])
         return None
 
     def _configure(self, config) -> None:
         if not isinstance(config, dict):
             raise ProtocolError(f"config: expected an object, got {json.dumps(config)[:100]}")
-        if self.stream is not None:
+        if self._started:
             raise ProtocolError("config: must come before the audio")
         unknown = sorted(set(config) - set(_CONFIG_FIELDS))
         if unknown:
@@ -139,15 +167,13 @@ class Session:
         if len(data) % 2:
             raise ProtocolError(f"audio frame of {len(data)} bytes: 16-bit PCM needs an even number",
                                 CLOSE_INVALID)
-        if self.stream is None:
-            self.stream = self.prototype.fork()
+        self._started = True
         self._pending.append(np.frombuffer(data, dtype="<i2"))
         self._pending_samples += len(data) // 2
-        if self._pending_samples < self.cfg.min_step_ms / 1000 * self.sample_rate:
-            return Reply({"partial": self.stream.partial()})  # a tiny frame costs no model step
-        if self._step():
-            return Reply(self._result(self.stream.result()))
-        return Reply({"partial": self.stream.partial()})
+        if self._pending_samples < self.cfg.min_step_ms / 1000 * self.sample_rate:  # a tiny frame costs no model step
+            return Reply({"partial": self.stream.partial() if self.stream is not None else ""})
+        self.due = "step"
+        return None
 
     def _count_frame(self, samples: int) -> None:
         """A flood of tiny frames is refused: at most ``max_frames_per_audio_s`` frames per second of
@@ -159,16 +185,31 @@ class Session:
             raise ProtocolError(f"{self._frames} audio frames for {self._samples / self.sample_rate:.3f} s of audio: "
                                 f"send at least {1000 / self.cfg.max_frames_per_audio_s:g} ms per frame on average")
 
-    def _step(self) -> bool:
+    def _take_pending(self) -> np.ndarray:
         samples = np.concatenate(self._pending) if self._pending else np.zeros(0, np.int16)
         self._pending, self._pending_samples = [], 0
-        return self.stream.accept_waveform(samples, self.sample_rate)
+        return samples
 
-    def _eof(self) -> Reply:
+    def _stepped(self, ended: bool) -> Reply:
+        """The reply to the audio message whose step just ran."""
+        self.due = None
+        if ended:
+            return Reply(self._result(self.stream.result()))
+        return Reply({"partial": self.stream.partial()})
+
+    def _open_stream(self) -> Stream:
         if self.stream is None:
+            self.stream = self.prototype.fork()
+        return self.stream
+
+    def eof(self) -> Reply:
+        """The final result after ``{"eof": 1}`` (runs the model on what is left)."""
+        self.due = None
+        if not self._started:
             return Reply({"text": ""}, done=True)
+        self._open_stream()
         if self._pending:
-            self._step()
+            self.stream.accept_waveform(self._take_pending(), self.sample_rate)
         return Reply(self._result(self.stream.result() + self.stream.finish()), done=True)
 
     def _result(self, results: list[StreamResult]) -> dict:
@@ -180,7 +221,101 @@ class Session:
 
     def close(self) -> None:
         """Drop the stream (a vanished client): nothing else to free."""
-        self.stream, self._pending = None, []
+        self.stream, self._pending, self._closed = None, [], True
+
+
+def step_sessions(sessions: list[Session]) -> list[Reply | Exception]:
+    """The due model steps of several sessions as one batch (``accept_waveforms``) -> each one's reply.
+
+    A session whose step fails gets its exception instead of a reply; the others are served.
+    Call off the event loop, with each session in at most one running call.
+    """
+    replies: list[Reply | Exception] = [RuntimeError("no model step was due")] * len(sessions)
+    live = []
+    for i, session in enumerate(sessions):
+        if session.due == "step" and not session._closed:  # a vanished client's session is skipped
+            try:
+                live.append((i, session._open_stream()))
+            except Exception as err:
+                replies[i] = err
+    outcomes = accept_waveforms([stream for _, stream in live], [sessions[i]._take_pending() for i, _ in live],
+                                [sessions[i].sample_rate for i, _ in live])
+    for (i, _), outcome in zip(live, outcomes):
+        try:
+            replies[i] = outcome if isinstance(outcome, Exception) else sessions[i]._stepped(outcome)
+        except Exception as err:  # e.g. the session was closed meanwhile
+            replies[i] = err
+    return replies
+
+
+class _Batcher:
+    """Collects the sessions with a step due and runs them in batches on the pool (``ServerConfig``:
+    ``max_batch`` steps per batch, ``workers`` batches at once, ``batch_wait_ms`` to gather more)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, cfg: ServerConfig):
+        self.pool, self.cfg = pool, cfg
+        self.loop = asyncio.get_running_loop()
+        self.queue: list[tuple[Session, asyncio.Future, float]] = []  # (session, its reply, time queued)
+        self.wake = asyncio.Event()  # set while the queue is not empty
+        self.free = asyncio.Semaphore(cfg.workers)
+        self.running: set[asyncio.Future] = set()
+        self.task = asyncio.create_task(self._dispatch())
+
+    async def step(self, session: Session) -> Reply:
+        """Run ``session``'s due step in the next batch; its reply (or the exception of its step)."""
+        future = self.loop.create_future()
+        self.queue.append((session, future, self.loop.time()))
+        self.wake.set()
+        return await future
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self.wake.wait()
+            await self.free.acquire()
+            await self._gather()
+            batch = [item for item in self.queue[: self.cfg.max_batch] if not item[1].done()]  # done: cancelled
+            self.queue = self.queue[self.cfg.max_batch :]
+            if not self.queue:
+                self.wake.clear()
+            if not batch:
+                self.free.release()
+                continue
+            job = self.loop.run_in_executor(self.pool, step_sessions, [session for session, _, _ in batch])
+            self.running.add(job)
+            job.add_done_callback(lambda job, batch=batch: self._deliver(job, batch))
+
+    async def _gather(self) -> None:
+        """Hold the batch until ``batch_wait_ms`` after its oldest step, or until it is full."""
+        wait = self.cfg.batch_wait_ms / 1000
+        while wait > 0 and self.queue and len(self.queue) < self.cfg.max_batch:
+            left = self.queue[0][2] + wait - self.loop.time()
+            if left <= 0:
+                return
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), left)
+            except TimeoutError:
+                pass
+            self.wake.set()
+
+    def _deliver(self, job: asyncio.Future, batch: list) -> None:
+        self.running.discard(job)
+        self.free.release()
+        error = job.exception() if not job.cancelled() else asyncio.CancelledError()
+        replies = job.result() if error is None else [error] * len(batch)
+        for (_, future, _), reply in zip(batch, replies):
+            if future.done():
+                continue
+            if isinstance(reply, BaseException):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def close(self) -> None:
+        """Stop dispatching once the running batches are done."""
+        self.task.cancel()
+        if self.running:
+            await asyncio.wait(self.running)
 
 
 async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=None,
@@ -197,12 +332,18 @@ async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=N
     from websockets.asyncio.server import serve as ws_serve
 
     cfg = cfg or ServerConfig()
+    for name in ("workers", "max_batch"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name}: expected >= 1, got {getattr(cfg, name)}")
+    if not cfg.batch_wait_ms >= 0:
+        raise ValueError(f"batch_wait_ms: expected >= 0, got {cfg.batch_wait_ms}")
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
     pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="asr-serve")
+    batcher = _Batcher(pool, cfg)
     sessions: set = set()
 
     async def send_error(ws, err: ProtocolError) -> None:
@@ -230,7 +371,11 @@ async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=N
                     await send_error(ws, ProtocolError(f"idle for {cfg.idle_timeout_s:g} s", CLOSE_POLICY))
                     return
                 try:
-                    reply = await loop.run_in_executor(pool, session.handle, message)
+                    reply = session.receive(message)  # cheap: parse, check, buffer
+                    if session.due == "step":
+                        reply = await batcher.step(session)
+                    elif session.due == "eof":
+                        reply = await loop.run_in_executor(pool, session.eof)
                 except ProtocolError as err:
                     await send_error(ws, err)
                     return
@@ -249,16 +394,20 @@ async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=N
             sessions.discard(ws)
             session.close()
 
-    async with ws_serve(handler, cfg.host, cfg.port, max_size=cfg.max_frame_bytes, compression=None) as server:
-        port = server.sockets[0].getsockname()[1]
-        log.info("listening on ws://%s:%d (%d worker threads)", cfg.host, port, cfg.workers)
-        if ready is not None:
-            ready(port)
-        await stop
-        log.info("shutting down: %d open session(s)", len(sessions))
-        server.close(close_connections=True)  # 1001 going away to each open connection
-        await server.wait_closed()
-    pool.shutdown(wait=True)
+    try:
+        async with ws_serve(handler, cfg.host, cfg.port, max_size=cfg.max_frame_bytes, compression=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            log.info("listening on ws://%s:%d (%d worker threads, batches of up to %d steps)", cfg.host, port,
+                     cfg.workers, cfg.max_batch)
+            if ready is not None:
+                ready(port)
+            await stop
+            log.info("shutting down: %d open session(s)", len(sessions))
+            server.close(close_connections=True)  # 1001 going away to each open connection
+            await server.wait_closed()
+    finally:
+        await batcher.close()
+        pool.shutdown(wait=True)
 
 
 def serve(model_path: str | Path, cfg: ServerConfig | None = None, stream_cfg: StreamConfig | None = None,

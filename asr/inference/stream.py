@@ -31,8 +31,9 @@ bidirectional model cannot stream and is refused.
 Cost: a stream holds its segment's log-probs (``max_segment_s`` bounds them), a few frames of
 buffered audio and features, and one recurrent state per layer. Threads: one ``Stream`` per
 thread; streams share the model (only read, under ``torch.no_grad``) and a ``BeamSearch``'s loaded
-LM, but each has its own decoder state (``BeamSearch.fork``). The model part runs one stream per call (no batching
-across streams yet).
+LM, but each has its own decoder state (``BeamSearch.fork``). ``accept_waveforms`` feeds several
+streams at once and runs their encoder steps as one batched forward (``asr serve`` does); a
+stream fed alone is a batch of one, through the same code.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from ..model.encoder import EncoderStream
 from ..model.subsampling import SubsamplingStream
 from .recognizer import load_pretrained, resolve_device
 
-__all__ = ["StreamResult", "ModelStream", "Endpointer", "Stream", "stream_audio"]
+__all__ = ["StreamResult", "ModelStream", "Endpointer", "Stream", "accept_waveforms", "stream_audio"]
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,23 @@ class ModelStream:
     @torch.no_grad()
     def step(self, feats: Tensor, final: bool = False) -> Tensor:
         """feats (N, F) new log-mel frames -> (N', V) float32 log-probs of the output frames now fixed."""
-        x = self.model.cmvn(feats[None], torch.tensor([feats.size(0)]))  # (1, N, F)
-        x = self.subsampling.step(x, final)  # (1, N // k, D), roughly
-        x = self.encoder.step(x, final)  # (1, N'', H)
-        return self.model.output(x).float().log_softmax(dim=-1)[0]  # (N'', V)
+        return ModelStream.step_batch([self], [feats], [final])[0]
+
+    @staticmethod
+    @torch.no_grad()
+    def step_batch(streams: list[ModelStream], feats: list[Tensor], finals: list[bool]) -> list[Tensor]:
+        """``step`` of several streams of one model: CMVN and subsampling per stream, the encoder
+        batched (``EncoderStream.step_batch``), one output layer call for all -> (N'_i, V) each."""
+        model = streams[0].model
+        if any(m.model is not model for m in streams):
+            raise ValueError("step_batch: expected streams of one model")
+        xs = []
+        for stream, frames, final in zip(streams, feats, finals):
+            x = model.cmvn(frames[None], torch.tensor([frames.size(0)]))  # (1, N, F)
+            xs.append(stream.subsampling.step(x, final))  # (1, N // k, D), roughly
+        encoded = EncoderStream.step_batch([m.encoder for m in streams], xs, finals)  # (1, N''_i, H) each
+        log_probs = model.output(torch.cat(encoded, dim=1)[0]).float().log_softmax(dim=-1)  # (sum N''_i, V)
+        return list(log_probs.split([e.size(1) for e in encoded]))
 
 
 class Endpointer:
@@ -226,6 +240,13 @@ class Stream:
     # -- audio in ---------------------------------------------------------------------------------
     def accept_waveform(self, samples, sample_rate: int) -> bool:
         """Feed mono samples (float in [-1, 1], or int16 PCM values); True when new final results wait in ``result()``."""
+        (outcome,) = accept_waveforms([self], [samples], [sample_rate])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def _block_features(self, samples, sample_rate: int) -> Tensor:
+        """A block of samples -> the new log-mel frames (N, F); raises ValueError for a block refused."""
         if self._finished:
             raise ValueError("accept_waveform: the stream is finished")
         wave = self._as_tensor(samples)
@@ -235,8 +256,11 @@ class Stream:
             elif self._resampler.orig_freq != sample_rate:
                 raise ValueError(f"sample_rate: the stream started at {self._resampler.orig_freq} Hz, got {sample_rate}")
             wave = self._resampler(wave)
+        return self._features(wave)
+
+    def _accept_log_probs(self, log_probs: Tensor) -> bool:
         before = len(self._results)
-        self._consume(self._model.step(self._features(wave)))
+        self._consume(log_probs)
         return len(self._results) > before
 
     @staticmethod
@@ -342,6 +366,49 @@ class Stream:
         if self._kept is None:
             raise ValueError("log_probs: create the stream with keep_log_probs=True")
         return torch.cat(self._kept) if self._kept else torch.zeros(0, len(self.tokenizer.units))
+
+
+def accept_waveforms(streams: list[Stream], blocks: list, sample_rates: list[int]) -> list[bool | Exception]:
+    """``Stream.accept_waveform`` of several streams at once, their model steps batched.
+
+    Features and the search run per stream; the encoder runs one batched forward per group of
+    streams with input of the same shape (``ModelStream.step_batch``). Each stream ends as if
+    its block had been fed alone (log-probs equal to float rounding, ~1e-6).
+
+    Args:
+        streams: distinct streams of one model.
+        blocks: one block of samples per stream (as ``accept_waveform`` takes them).
+        sample_rates: their rates in Hz.
+
+    Returns:
+        Per stream: ``accept_waveform``'s answer, or the exception it raised (a refused block,
+        ``ValueError``; or a failure of that stream's search); the other streams are served all the same.
+
+    Raises:
+        ValueError: the arguments do not match up (before any stream is touched).
+    """
+    if not len(streams) == len(blocks) == len(sample_rates):
+        raise ValueError(f"accept_waveforms: expected as many blocks and rates as streams, got {len(streams)} "
+                         f"streams, {len(blocks)} blocks, {len(sample_rates)} rates")
+    if len({id(s) for s in streams}) < len(streams) or any(s.model is not streams[0].model for s in streams):
+        raise ValueError("accept_waveforms: expected distinct streams of one model")
+    outcomes: list[bool | Exception] = [False] * len(streams)
+    feats: dict[int, Tensor] = {}
+    for i, (stream, block, rate) in enumerate(zip(streams, blocks, sample_rates)):
+        try:
+            feats[i] = stream._block_features(block, rate)
+        except ValueError as err:
+            outcomes[i] = err
+    live = list(feats)
+    if not live:
+        return outcomes
+    log_probs = ModelStream.step_batch([streams[i]._model for i in live], list(feats.values()), [False] * len(live))
+    for i, frames in zip(live, log_probs):
+        try:
+            outcomes[i] = streams[i]._accept_log_probs(frames)
+        except Exception as err:  # a failing search costs its own stream only
+            outcomes[i] = err
+    return outcomes
 
 
 def _pcm_blocks(source, block_samples: int):

@@ -252,6 +252,10 @@ class EncoderStream:
     chunk's window of Nc + Nr frames is complete (LC-BLSTM). ``step(..., final=True)`` flushes
     the rest as ``forward`` treats the end of an utterance. Holds at most La + Nc + Nr input
     frames and one recurrent state per layer. One object per stream; the encoder is only read.
+
+    ``step_batch`` steps several streams of one encoder at once: the streams whose new input
+    has the same shape (unidirectional: N frames; LC-BLSTM: C windows) run as one batched
+    forward, their recurrent states stacked along the batch. ``step`` is a batch of one.
     """
 
     def __init__(self, encoder: RecurrentEncoder):
@@ -262,7 +266,8 @@ class EncoderStream:
         self.raw: Tensor | None = None  # (1, n, D) input frames kept for the look-ahead
         self.raw_start = 0  # stream index of raw[0]
         self.pending: Tensor | None = None  # (1, n, (La+1)*D) stacked frames waiting for their window (LC)
-        self.states: list = [None] * len(encoder.layers)
+        # zeros, as the encoder starts from; explicit so that streams at their start batch with others
+        self.states: list = [_zero_state(layer.fwd) for layer in encoder.layers]
 
     @staticmethod
     def _cat(old: Tensor | None, new: Tensor) -> Tensor:
@@ -280,31 +285,102 @@ class EncoderStream:
         self.raw = raw[:, ready:]
         return out
 
-    @torch.no_grad()
-    def step(self, x: Tensor, final: bool = False) -> Tensor:
-        """x (1, N, D) new encoder-input frames -> (1, N', H) new output frames (N' may be 0)."""
+    def _ready(self, x: Tensor, final: bool) -> tuple[Tensor, Tensor | None, int] | None:
+        """New input frames -> the encoder work now possible, or None.
+
+        Returns:
+            unidirectional: (frames (N, D'), None, N);
+            LC-BLSTM: (windows (C, W, D'), win_lens (C,) int64, output frames to give out).
+        """
         enc = self.encoder
         x = self._stacked(x, final)
         if enc.chunk_frames == 0:
-            if x.size(1) == 0:
-                return x.new_zeros(1, 0, enc.output_dim)
-            for i, (layer, proj) in enumerate(zip(enc.layers, enc.projections)):
-                out, self.states[i] = layer.fwd(x, self.states[i])
-                x = proj(out)
-            return x
+            return (x[0], None, x.size(1)) if x.size(1) else None
         nc, width = enc.chunk_frames, enc.chunk_frames + enc.right_context
         pending = self._cat(self.pending, x)
         frames = pending.size(1)
         chunks = -(-frames // nc) if final else (max(frames - width, -nc) // nc + 1)
         if chunks == 0:
             self.pending = pending
-            return pending.new_zeros(1, 0, enc.output_dim)
+            return None
         padded = torch.nn.functional.pad(pending, (0, 0, 0, max(chunks * nc + enc.right_context - frames, 0)))
-        win = padded[:, : chunks * nc + enc.right_context].unfold(1, width, nc).transpose(2, 3)  # (1, C, W, D)
-        win_lens = (frames - torch.arange(chunks) * nc).clamp(0, width)[None]  # (1, C)
-        out, self.states = enc.forward_windows(win, win_lens, self.states)
+        win = padded[0, : chunks * nc + enc.right_context].unfold(0, width, nc).transpose(1, 2)  # (C, W, D')
+        win_lens = (frames - torch.arange(chunks) * nc).clamp(0, width)  # (C,)
         self.pending = pending[:, chunks * nc :]
-        return out[:, :, :nc].reshape(1, chunks * nc, -1)[:, : min(chunks * nc, frames)]  # (1, C*Nc, H)
+        return win, win_lens, min(chunks * nc, frames)
+
+    @torch.no_grad()
+    def step(self, x: Tensor, final: bool = False) -> Tensor:
+        """x (1, N, D) new encoder-input frames -> (1, N', H) new output frames (N' may be 0)."""
+        return EncoderStream.step_batch([self], [x], [final])[0]
+
+    @staticmethod
+    @torch.no_grad()
+    def step_batch(streams: list[EncoderStream], xs: list[Tensor], finals: list[bool]) -> list[Tensor]:
+        """``step`` of several streams of one encoder, equal to stepping each alone (float rounding aside).
+
+        Args:
+            streams: distinct streams of the same encoder.
+            xs: their new encoder-input frames, (1, N_i, D) each (any N_i).
+            finals: their ``final`` flags.
+
+        Returns:
+            Each stream's new output frames, (1, N'_i, H). Cost: one forward per group of equal
+            input shape (unidirectional: N_i frames; LC-BLSTM: C_i windows of Nc + Nr frames).
+        """
+        if not streams:
+            return []
+        enc = streams[0].encoder
+        if any(s.encoder is not enc for s in streams) or len({id(s) for s in streams}) < len(streams):
+            raise ValueError("step_batch: expected distinct streams of one encoder")
+        outs = [xs[0].new_zeros(1, 0, enc.output_dim)] * len(streams)
+        groups: dict[tuple, list[tuple[int, tuple]]] = {}
+        for i, (stream, x, final) in enumerate(zip(streams, xs, finals)):
+            work = stream._ready(x, final)
+            if work is not None:
+                groups.setdefault(tuple(work[0].shape), []).append((i, work))
+        for items in groups.values():
+            members = [streams[i] for i, _ in items]
+            inputs = torch.stack([work[0] for _, work in items])  # (B, N, D') or (B, C, W, D')
+            states = [_cat_states([m.states[layer] for m in members]) for layer in range(len(enc.layers))]
+            out, states = _run_encoder(enc, inputs, [work[1] for _, work in items], states)  # (B, N'', H)
+            for b, ((i, work), member) in enumerate(zip(items, members)):
+                member.states = [_select_state(state, b) for state in states]
+                outs[i] = out[b : b + 1, : work[2]]
+        return outs
+
+
+def _zero_state(module: nn.Module):
+    """The zero state of a single-layer recurrent module for one sequence: (1, 1, H), a pair for an LSTM."""
+    zeros = torch.zeros(1, 1, module.hidden_size)
+    return (zeros, zeros.clone()) if isinstance(module, nn.LSTM) else zeros
+
+
+def _cat_states(states: list):
+    """Per-stream states [(1, 1, H) or tuple of them] x B -> (1, B, H) (or a tuple of them)."""
+    if isinstance(states[0], tuple):
+        return tuple(_cat_states([s[i] for s in states]) for i in range(len(states[0])))
+    return states[0] if len(states) == 1 else torch.cat(states, dim=1)
+
+
+def _select_state(state, b: int):
+    """Row ``b`` of a batched state (1, B, H) (or tuple): (1, 1, H), a copy that does not hold the batch."""
+    if isinstance(state, tuple):
+        return tuple(_select_state(s, b) for s in state)
+    return state if state.size(1) == 1 else state[:, b : b + 1].clone()
+
+
+def _run_encoder(enc: RecurrentEncoder, inputs: Tensor, win_lens: list, states: list) -> tuple[Tensor, list]:
+    """One batched streaming forward: (B, N, D') frames or (B, C, W, D') windows -> (B, N or C * Nc, H), states."""
+    if enc.chunk_frames == 0:
+        x = inputs
+        for i, (layer, proj) in enumerate(zip(enc.layers, enc.projections)):
+            out, states[i] = layer.fwd(x, states[i])
+            x = proj(out)
+        return x, states
+    batch, chunks = inputs.shape[:2]
+    out, states = enc.forward_windows(inputs, torch.stack(win_lens), states)  # (B, C, W, H)
+    return out[:, :, : enc.chunk_frames].reshape(batch, chunks * enc.chunk_frames, -1), states  # (B, C*Nc, H)
 
 
 def build_encoder(cfg: EncoderConfig, input_dim: int) -> RecurrentEncoder:
