@@ -352,7 +352,8 @@ class EncoderStream:
 
 def _zero_state(module: nn.Module):
     """The zero state of a single-layer recurrent module for one sequence: (1, 1, H), a pair for an LSTM."""
-    zeros = torch.zeros(1, 1, module.hidden_size)
+    weight = next(module.parameters())
+    zeros = torch.zeros(1, 1, module.hidden_size, device=weight.device, dtype=weight.dtype)  # where the model is
     return (zeros, zeros.clone()) if isinstance(module, nn.LSTM) else zeros
 
 
