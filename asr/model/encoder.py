@@ -342,7 +342,8 @@ class EncoderStream:
         for items in groups.values():
             members = [streams[i] for i, _ in items]
             inputs = torch.stack([work[0] for _, work in items])  # (B, N, D') or (B, C, W, D')
-            states = [_cat_states([m.states[layer] for m in members]) for layer in range(len(enc.layers))]
+            # per-stream (1, 1, H) states -> (1, B, H), stream order
+            states = [_stack_states([m.states[layer] for m in members], 1) for layer in range(len(enc.layers))]
             out, states = _run_encoder(enc, inputs, [work[1] for _, work in items], states)  # (B, N'', H)
             for b, ((i, work), member) in enumerate(zip(items, members)):
                 member.states = [_select_state(state, b) for state in states]
@@ -355,13 +356,6 @@ def _zero_state(module: nn.Module):
     weight = next(module.parameters())
     zeros = torch.zeros(1, 1, module.hidden_size, device=weight.device, dtype=weight.dtype)  # where the model is
     return (zeros, zeros.clone()) if isinstance(module, nn.LSTM) else zeros
-
-
-def _cat_states(states: list):
-    """Per-stream states [(1, 1, H) or tuple of them] x B -> (1, B, H) (or a tuple of them)."""
-    if isinstance(states[0], tuple):
-        return tuple(_cat_states([s[i] for s in states]) for i in range(len(states[0])))
-    return states[0] if len(states) == 1 else torch.cat(states, dim=1)
 
 
 def _select_state(state, b: int):
