@@ -154,6 +154,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)  # batching
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
     epochs: int = 40  # passes over the training set
+    init_from: str = ""  # float model (.pt or model folder) whose weights, CMVN and tokenizer a new run starts from; "" = random
     inter_ctc_layer: int = 0  # InterCTC (Lee & Watanabe 2021): also train this encoder layer (1-based) through the output layer; 0 = off
     inter_ctc_weight: float = 0.3  # InterCTC: loss = (1 - w) * CTC(last layer) + w * CTC(inter_ctc_layer)
     seed: int = 0  # seeds python, numpy, torch and the sampler

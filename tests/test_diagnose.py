@@ -19,7 +19,7 @@ from asr.analysis.diagnose import (
     gradient_vs_lag,
     recurrent_gates,
 )
-from asr.model.encoder import RecurrentLayer, reverse_padded
+from asr.model.encoder import build_layer, reverse_padded
 from asr.model.ctc import CTCModel
 from asr.data.tokenizer import CharTokenizer
 
@@ -129,7 +129,7 @@ def _rerun(cell: str, gates: dict, hidden: int) -> torch.Tensor:
 def test_recurrent_gates_reproduce_module_output(cell, bidirectional):
     torch.manual_seed(1)
     hidden, frames = 12, 17
-    layer = RecurrentLayer(cell, 10, hidden, bidirectional)
+    layer = build_layer(cell, 10, hidden, bidirectional)
     x, lens = torch.randn(1, frames, 10), torch.tensor([frames])
     with torch.no_grad():
         out = layer(x, lens)  # (1, T, H) or (1, T, 2H)
@@ -148,7 +148,7 @@ def test_recurrent_gates_reproduce_module_output(cell, bidirectional):
 
 
 def test_recurrent_gates_of_vanilla_rnn_are_empty():
-    layer = RecurrentLayer("rnn", 4, 3, False)
+    layer = build_layer("rnn", 4, 3, False)
     x = torch.randn(1, 5, 4)
     assert recurrent_gates(layer.fwd, x, layer.fwd(x)[0]) == {}
     with pytest.raises(ValueError, match="one layer"):

@@ -27,12 +27,13 @@ UTTS = ["an406-fcaw-b", "an407-fcaw-b", "an408-fcaw-b"]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
 
 
-def _save_model(path, cell="lstm", kind="stack", factor=3, bidirectional=True, projection=0):
+def _save_model(path, cell="lstm", kind="stack", factor=3, bidirectional=True, projection=0, **streaming):
+    """A random model; ``streaming``: lookahead_frames, or chunk_frames and right_context (LC-BLSTM)."""
     torch.manual_seed(0)
     tokenizer = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
     cfg = ModelConfig(subsampling=SubsamplingConfig(kind=kind, factor=factor, conv_channels=32),
                       encoder=EncoderConfig(cell=cell, num_layers=2, hidden_size=24, bidirectional=bidirectional,
-                                            projection_size=projection))
+                                            projection_size=projection, **streaming))
     model = CTCModel(cfg, len(tokenizer.units))
     model.cmvn.set_stats(10, torch.full((80,), -50.0, dtype=torch.float64), torch.full((80,), 260.0, dtype=torch.float64))
     save_atomic(model_package(model, tokenizer), path)
@@ -47,13 +48,19 @@ def real_feats(an4_dir):
     return waves, *collate_feats([logmel(w) for w in waves])
 
 
-@pytest.mark.parametrize("cell, kind, factor, bidirectional, projection", [
-    ("lstm", "stack", 3, True, 0), ("gru", "conv", 2, True, 16), ("rnn", "stack", 4, False, 0),
-    ("lstm", "conv", 1, False, 8),
+# the LC-BLSTM rows: chunks of 4 (3) frames, the real utterances end mid-chunk and past whole chunks
+LC_LSTM = ("lstm", "stack", 4, True, 0, {"chunk_frames": 4, "right_context": 2})
+LC_GRU = ("gru", "conv", 2, True, 16, {"chunk_frames": 3, "right_context": 0})
+
+
+@pytest.mark.parametrize("cell, kind, factor, bidirectional, projection, streaming", [
+    ("lstm", "stack", 3, True, 0, {}), ("gru", "conv", 2, True, 16, {}), ("rnn", "stack", 4, False, 0, {}),
+    ("lstm", "conv", 1, False, 8, {"lookahead_frames": 2}), LC_LSTM, LC_GRU,
 ])
-def test_exported_outputs_equal_eager(tmp_path, real_feats, cell, kind, factor, bidirectional, projection):
+def test_exported_outputs_equal_eager(tmp_path, real_feats, cell, kind, factor, bidirectional, projection,
+                                      streaming):
     waves, feats, feat_lens = real_feats
-    model_path = _save_model(tmp_path / "m.pt", cell, kind, factor, bidirectional, projection)
+    model_path = _save_model(tmp_path / "m.pt", cell, kind, factor, bidirectional, projection, **streaming)
     out = export_model(model_path, tmp_path / "m.ts")
     model, tokenizer = load_model(model_path)
     scripted = torch.jit.load(str(out))
@@ -107,16 +114,17 @@ def test_export_of_a_bad_model_file_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "m.ts").exists()
 
 
-@pytest.mark.parametrize("cell, kind, factor, bidirectional, projection", [
-    ("lstm", "stack", 3, True, 0), ("gru", "conv", 2, True, 16), ("rnn", "stack", 4, False, 0),
+@pytest.mark.parametrize("cell, kind, factor, bidirectional, projection, streaming", [
+    ("lstm", "stack", 3, True, 0, {}), ("gru", "conv", 2, True, 16, {}), ("rnn", "stack", 4, False, 0, {}),
+    ("lstm", "stack", 3, False, 0, {"lookahead_frames": 2}), LC_LSTM, LC_GRU,
 ])
 def test_onnx_export_equals_eager_under_onnxruntime(tmp_path, real_feats, cell, kind, factor, bidirectional,
-                                                    projection):
+                                                    projection, streaming):
     from asr.model.files import load_acoustic_model
     from asr.model.onnx_model import OnnxModel
 
     _, feats, feat_lens = real_feats
-    model_path = _save_model(tmp_path / "m.pt", cell, kind, factor, bidirectional, projection)
+    model_path = _save_model(tmp_path / "m.pt", cell, kind, factor, bidirectional, projection, **streaming)
     assert main(["export", str(model_path), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
     onnx_model, tokenizer, extras = load_acoustic_model(tmp_path / "m.onnx")  # the file describes itself
     model, expected_tokenizer = load_model(model_path)
@@ -135,16 +143,28 @@ def test_onnx_export_equals_eager_under_onnxruntime(tmp_path, real_feats, cell, 
                                    model(cut, cut_lens)[0][1, : 77 // factor], atol=1e-4, rtol=0)
 
 
-def test_int8_exports_are_quantized_and_close_to_float(tmp_path, real_feats):
+def _op_types(graph) -> set[str]:
+    """Operator types of an ONNX graph and of the graphs in its nodes' attributes (Loop and If bodies)."""
+    ops = set()
+    for node in graph.node:
+        ops.add(node.op_type)
+        for attr in node.attribute:
+            for body in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                ops |= _op_types(body)
+    return ops
+
+
+@pytest.mark.parametrize("streaming", [{}, LC_LSTM[-1]], ids=["blstm", "lc-blstm"])
+def test_int8_exports_are_quantized_and_close_to_float(tmp_path, real_feats, streaming):
     import onnx
 
     from asr.model.files import load_acoustic_model, quantize_int8
 
     _, feats, feat_lens = real_feats
-    model_path = _save_model(tmp_path / "m.pt")
+    model_path = _save_model(tmp_path / "m.pt", **streaming)
     assert main(["export", str(model_path), "--format", "onnx", "--int8", "--out", str(tmp_path / "m8.onnx")]) == 0
     assert main(["export", str(model_path), "--int8", "--out", str(tmp_path / "m8.ts")]) == 0
-    ops = {node.op_type for node in onnx.load(str(tmp_path / "m8.onnx")).graph.node}
+    ops = _op_types(onnx.load(str(tmp_path / "m8.onnx")).graph)
     assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= ops and "LSTM" not in ops
     onnx_model, _, extras = load_acoustic_model(tmp_path / "m8.onnx")
     assert extras.quantization == "int8"

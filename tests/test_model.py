@@ -9,7 +9,7 @@ from torch import nn
 from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
 from asr.masks import make_pad_mask
 from asr.model.ctc import CTCModel
-from asr.model.encoder import CELLS as CELL_MODULES, RecurrentLayer, build_encoder, reverse_padded
+from asr.model.encoder import CELLS as CELL_MODULES, LSTMLayer, RecurrentLayer, build_encoder, build_layer, reverse_padded
 
 CELLS = ["lstm", "gru", "rnn"]
 DIRECTIONS = [True, False]
@@ -74,7 +74,7 @@ def test_bidirectional_layer_equals_packed_torch_module(cell):
     A plain padded ``nn.LSTM(bidirectional=True)`` would differ: its backward direction starts in the padding.
     """
     torch.manual_seed(2)
-    layer = RecurrentLayer(cell, 8, 6, bidirectional=True).eval()
+    layer = build_layer(cell, 8, 6, bidirectional=True).eval()
     reference = CELL_MODULES[cell](8, 6, batch_first=True, bidirectional=True)
     with torch.no_grad():
         for name, value in layer.fwd.named_parameters():
@@ -89,6 +89,30 @@ def test_bidirectional_layer_equals_packed_torch_module(cell):
         out = layer(x, lens)
     valid = ~make_pad_mask(lens, 10)
     torch.testing.assert_close(out[valid], expected[valid], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_step_carries_the_state_of_every_cell_in_one_tensor(cell):
+    """Two ``forward_step`` calls, the second from the first's state, equal one pass over the whole input."""
+    torch.manual_seed(3)
+    layer = build_layer(cell, 5, 4, bidirectional=False).eval()
+    x = torch.randn(2, 9, 5)
+    with torch.no_grad():
+        first, state = layer.forward_step(x[:, :4], layer.zero_state(2, x))
+        second, state = layer.forward_step(x[:, 4:], state)
+        whole, _ = layer.fwd(x)
+    assert state.shape == (2 if cell == "lstm" else 1, 1, 2, 4)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(state[0, 0], whole[:, -1], atol=1e-6, rtol=0)  # h is the last output
+
+
+def test_a_layer_class_rejects_the_cells_it_cannot_hold():
+    with pytest.raises(ValueError, match="build_layer"):
+        RecurrentLayer("lstm", 4, 3, bidirectional=True)
+    with pytest.raises(ValueError, match="build_layer"):
+        LSTMLayer("gru", 4, 3, bidirectional=True)
+    with pytest.raises(ValueError, match="encoder.cell"):
+        build_layer("transformer", 4, 3, bidirectional=True)
 
 
 def test_reverse_padded_reverses_valid_frames_only():

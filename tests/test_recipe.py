@@ -152,7 +152,8 @@ def test_stage_times_are_printed_when_a_stage_fails(tmp_path):
 
 
 def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
-    """streaming.sh: one uni system and one LC-BLSTM per chunk size, each decoded, all scored with the offline one."""
+    """streaming.sh: one uni system, one LC-BLSTM per chunk size and one fine-tuned from the offline model per
+    fine-tuning chunk size, each decoded, all scored with the offline one."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "asr").write_text('#!/bin/sh\necho "asr $*" >> "$ASR_LOG"\n')
@@ -164,10 +165,12 @@ def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
     assert [line.split("--exp-dir ")[1] for line in trains] == [
         "exp-uni epochs=7",
         "exp-lcblstm-c8-r3 epochs=7 model.encoder.chunk_frames=8 model.encoder.right_context=3",
-        "exp-lcblstm-c4-r3 epochs=7 model.encoder.chunk_frames=4 model.encoder.right_context=3"]
-    assert all(conf in line for line, conf in zip(trains, ["an4_uni.yaml", "an4_lcblstm.yaml", "an4_lcblstm.yaml"]))
+        "exp-lcblstm-c4-r3 epochs=7 model.encoder.chunk_frames=4 model.encoder.right_context=3",
+        "exp-lcblstm-ft-c10-r3 init_from=exp/model.pt model.encoder.chunk_frames=10 model.encoder.right_context=3"]
+    configs = ["an4_uni.yaml", "an4_lcblstm.yaml", "an4_lcblstm.yaml", "an4_lcblstm_ft.yaml"]
+    assert all(f"/{conf} " in line for line, conf in zip(trains, configs))
     (tmp_path / "log").unlink()
-    result = _run("an4/streaming.sh", ["--chunks", "8", "--stage", "6"], tmp_path,
+    result = _run("an4/streaming.sh", ["--chunks", "8", "--ft-chunks", "", "--stage", "6"], tmp_path,
                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
     assert result.returncode == 0, result.stderr
     (score,) = (tmp_path / "log").read_text().splitlines()

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import torch
 
-from asr.model.checkpoint import list_checkpoints, load_file
+from asr.model.checkpoint import CheckpointError, list_checkpoints, load_file
 from asr.config import load_config
 from asr.data.cuts import load_cuts
 from asr.config import EncoderConfig, ModelConfig, SpecAugmentConfig
@@ -150,6 +150,24 @@ def test_sigkill_at_any_moment_then_resume_reaches_the_same_weights(small_sets, 
     resumed = train(load_config(None, overrides), cuts, cuts, exp)
     for key, value in _weights(reference).items():
         assert torch.equal(value, _weights(resumed)[key]), key
+
+
+def test_init_from_starts_an_lc_blstm_from_a_trained_blstm(small_sets, tmp_path):
+    """``init_from``: the new run holds the source's weights, CMVN and units in its own (chunked) architecture."""
+    cuts = small_sets / "cuts12.jsonl.gz"
+    source = train(load_config(None, TINY + ["epochs=1"]), cuts, cuts, tmp_path / "blstm")
+    lc_overrides = TINY + ["epochs=1", f"init_from={source}", "model.encoder.chunk_frames=4",
+                           "model.encoder.right_context=2"]
+    frozen = train(load_config(None, lc_overrides + ["optim.lr=0.0"]), cuts, cuts, tmp_path / "lc")  # no update
+    start, got = load_file(source), load_file(frozen)
+    assert got["tokenizer"] == start["tokenizer"]
+    assert got["model_config"]["encoder"]["chunk_frames"] == 4
+    for key, value in start["state_dict"].items():
+        assert torch.equal(value, got["state_dict"][key]), key
+
+    wider = TINY + ["epochs=1", f"init_from={source}", "model.encoder.hidden_size=48"]
+    with pytest.raises(CheckpointError, match=f"^{source}: its weights do not fit model: config"):
+        train(load_config(None, wider), cuts, cuts, tmp_path / "wider")
 
 
 def test_bpe_units_train_and_beam_decode(small_sets, tmp_path):

@@ -19,8 +19,9 @@ from ..config import ExportConfig, PackageConfig
 from ..data.cuts import load_cuts
 from ..decoding.resolve import LM_PARAMS_FILE, LMParams, default_params_path, read_lm_params, write_lm_params
 from ..model.checkpoint import CheckpointError
-from ..model.files import CONFIG_FILE, MODEL_DIR_FORMAT, load_acoustic_model, quantize_int8, write_model_dir
-from .export import check_onnx, load_float_model, onnx_bytes
+from ..model.files import (CONFIG_FILE, MODEL_DIR_FORMAT, load_acoustic_model, load_float_model, quantize_int8,
+                           write_model_dir)
+from .export import check_onnx, onnx_bytes
 from ..model.onnx_model import OnnxModel
 
 __all__ = ["CORPUS_LICENCES", "package_model", "model_card"]

@@ -29,6 +29,7 @@ the right context). ``EncoderStream`` runs a model incrementally with exactly th
 from __future__ import annotations
 
 from functools import partial
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +37,8 @@ from torch import Tensor, nn
 from ..config import EncoderConfig
 from ..masks import make_pad_mask
 
-__all__ = ["CELLS", "reverse_padded", "stack_lookahead", "RecurrentLayer", "Dropout", "RecurrentEncoder",
-           "EncoderStream", "build_encoder"]
+__all__ = ["CELLS", "reverse_padded", "stack_lookahead", "RecurrentLayer", "LSTMLayer", "build_layer", "Dropout",
+           "RecurrentEncoder", "EncoderStream", "build_encoder"]
 
 CELLS = {
     "lstm": nn.LSTM,
@@ -82,19 +83,22 @@ def stack_lookahead(x: Tensor, lens: Tensor, frames: int) -> Tensor:
     return torch.cat([padded[:, i : i + x.size(1)] for i in range(frames + 1)], dim=-1)  # (B, T, (La+1)*D)
 
 
-def _stack_states(states: list, batch: int):
-    """Per-chunk forward states [(1, B, H) or tuple of them] x C -> (1, B * C, H) rows in (b, c) order."""
-    if isinstance(states[0], tuple):
-        return tuple(_stack_states([s[i] for s in states], batch) for i in range(len(states[0])))
-    stacked = torch.stack(states, dim=2)  # (1, B, C, H)
-    return stacked.reshape(1, batch * len(states), stacked.size(-1))
+def _stack_states(states: list[Tensor], batch: int) -> Tensor:
+    """Per-chunk forward states (S, 1, B, H) x C -> (S, 1, B * C, H), rows in (b, c) order."""
+    stacked = torch.stack(states, dim=3)  # (S, 1, B, C, H)
+    return stacked.reshape(stacked.size(0), 1, batch * len(states), stacked.size(-1))
 
 
 class RecurrentLayer(nn.Module):
     """One layer: a forward module and, if bidirectional, a backward one on reversed input."""
 
+    __constants__ = ["state_rows"]
+    state_rows = 1  # rows S of a forward state (S, 1, B, H)
+
     def __init__(self, cell: str, input_size: int, hidden_size: int, bidirectional: bool):
         super().__init__()
+        if (cell == "lstm") != (self.state_rows == 2):
+            raise ValueError(f"{type(self).__name__} cannot hold {cell!r} cells: build layers with build_layer")
         make = CELLS[cell]
         self.fwd = make(input_size, hidden_size, batch_first=True)
         self.bwd = make(input_size, hidden_size, batch_first=True) if bidirectional else None
@@ -108,29 +112,43 @@ class RecurrentLayer(nn.Module):
         back, _ = self.bwd(reverse_padded(x, lens))
         return torch.cat([out, reverse_padded(back, lens)], dim=-1)  # (B, T, 2H)
 
-    @torch.jit.unused
-    def forward_windows(self, win: Tensor, win_lens: Tensor, chunk: int, state=None):
+    def forward_step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """The forward direction from ``state`` on: x (B, N, D), state (S, 1, B, H) -> (B, N, H), state after.
+
+        A state is one tensor whatever the cell (TorchScript needs one type): S = 1 here, 2 for an LSTM (h, c).
+        """
+        out, h = self.fwd(x, state[0])
+        return out, h[None]
+
+    def zero_state(self, batch: int, like: Tensor) -> Tensor:
+        """(S, 1, B, H) zeros of ``like``'s dtype and device: the state a sequence starts from."""
+        return like.new_zeros(self.state_rows, 1, batch, self.fwd.hidden_size)
+
+    def forward_windows(self, win: Tensor, win_lens: Tensor, chunk: int,
+                        state: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """Latency-controlled pass over chunk windows (see the module docstring).
 
         Args:
             win (Tensor): (B, C, W, D), window c of utterance b holds frames [c*Nc, c*Nc + W).
             win_lens (Tensor): (B, C) int64 valid frames of each window (0 past the utterance).
             chunk: Nc, the centre frames of a window.
-            state: forward state before chunk 0 (None: zeros).
+            state: forward state (S, 1, B, H) before chunk 0 (None: zeros).
 
         Returns:
             (out (B, C, W, H'), state after the last chunk's centre frames).
         """
         batch, chunks, width, dim = win.shape
-        centres, states = [], []
+        state = self.zero_state(batch, win) if state is None else state
+        centres: list[Tensor] = []
+        states: list[Tensor] = []
         for c in range(chunks):  # the carried state is sequential in c
-            out, state = self.fwd(win[:, c, :chunk], state)  # (B, Nc, H)
+            out, state = self.forward_step(win[:, c, :chunk], state)  # (B, Nc, H)
             centres.append(out)
             states.append(state)
         fwd = torch.stack(centres, dim=1)  # (B, C, Nc, H)
         if width > chunk:  # right context: each window continues from its own chunk's state
             right = win[:, :, chunk:].reshape(batch * chunks, width - chunk, dim)  # (B*C, Nr, D)
-            right_out, _ = self.fwd(right, _stack_states(states, batch))
+            right_out, _ = self.forward_step(right, _stack_states(states, batch))
             fwd = torch.cat([fwd, right_out.reshape(batch, chunks, width - chunk, -1)], dim=2)  # (B, C, W, H)
         if self.bwd is None:
             return fwd, state
@@ -141,6 +159,23 @@ class RecurrentLayer(nn.Module):
         back = reverse_padded(back, lens[rows])  # (R, W, H)
         back = back.new_zeros(batch * chunks, width, back.size(-1)).index_copy(0, rows, back)
         return torch.cat([fwd, back.reshape(batch, chunks, width, -1)], dim=-1), state  # (B, C, W, 2H)
+
+
+class LSTMLayer(RecurrentLayer):
+    """A ``RecurrentLayer`` of LSTMs, whose state is a pair (h, c): stacked as S = 2 rows of one tensor."""
+
+    state_rows = 2
+
+    def forward_step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        out, (h, c) = self.fwd(x, (state[0], state[1]))
+        return out, torch.stack([h, c])
+
+
+def build_layer(cell: str, input_size: int, hidden_size: int, bidirectional: bool) -> RecurrentLayer:
+    """A ``RecurrentLayer`` of ``cell`` (an ``LSTMLayer`` for LSTMs)."""
+    if cell not in CELLS:
+        raise ValueError(f"encoder.cell: expected one of {sorted(CELLS)}, got {cell!r}")
+    return (LSTMLayer if cell == "lstm" else RecurrentLayer)(cell, input_size, hidden_size, bidirectional)
 
 
 class Dropout(nn.Module):
@@ -167,11 +202,10 @@ class RecurrentEncoder(nn.Module):
     """``num_layers`` recurrent layers, each followed by dropout and an optional projection."""
 
     __jit_unused_properties__ = ["streamable"]
+    __constants__ = ["lookahead", "chunk_frames", "right_context"]
 
     def __init__(self, cfg: EncoderConfig, input_dim: int):
         super().__init__()
-        if cfg.cell not in CELLS:
-            raise ValueError(f"encoder.cell: expected one of {sorted(CELLS)}, got {cfg.cell!r}")
         if cfg.num_layers < 1:
             raise ValueError(f"encoder.num_layers: expected >= 1, got {cfg.num_layers}")
         _check_streaming_fields(cfg)
@@ -182,7 +216,7 @@ class RecurrentEncoder(nn.Module):
         self.projections = nn.ModuleList()
         dim = input_dim * (cfg.lookahead_frames + 1)
         for _ in range(cfg.num_layers):
-            layer = RecurrentLayer(cfg.cell, dim, cfg.hidden_size, cfg.bidirectional)
+            layer = build_layer(cfg.cell, dim, cfg.hidden_size, cfg.bidirectional)
             self.layers.append(layer)
             dim = layer.output_dim
             if cfg.projection_size > 0:
@@ -208,26 +242,27 @@ class RecurrentEncoder(nn.Module):
         """False for a full-utterance bidirectional encoder, which needs the whole input first."""
         return self.chunk_frames > 0 or all(layer.bwd is None for layer in self.layers)
 
-    @torch.jit.unused
-    def forward_windows(self, win: Tensor, win_lens: Tensor, states: list | None = None):
+    def forward_windows(self, win: Tensor, win_lens: Tensor,
+                        states: Optional[list[Tensor]] = None) -> tuple[Tensor, list[Tensor]]:
         """All layers over chunk windows: (B, C, W, D), (B, C) -> (B, C, W, H), per-layer states after."""
-        states = states or [None] * len(self.layers)
-        new_states = []
-        for layer, proj, state in zip(self.layers, self.projections, states):
+        new_states: list[Tensor] = []
+        for i, (layer, proj) in enumerate(zip(self.layers, self.projections)):
+            state = None if states is None else states[i]
             win, state = layer.forward_windows(win, win_lens, self.chunk_frames, state)
             win = proj(self.dropout(win))
             new_states.append(state)
         return win, new_states
 
-    @torch.jit.unused
-    def _forward_chunked(self, x, lens):  # no annotations: TorchScript reads those of unused methods
+    def _forward_chunked(self, x: Tensor, lens: Tensor) -> Tensor:
         """(B, T, D) -> (B, T, H) through windows of Nc + Nr frames (the LC-BLSTM)."""
         batch, frames, dim = x.shape
         nc, width = self.chunk_frames, self.chunk_frames + self.right_context
-        chunks = -(-frames // nc)
+        chunks = (frames + nc - 1) // nc
         padded = torch.nn.functional.pad(x, (0, 0, 0, chunks * nc + self.right_context - frames))
-        win = padded.unfold(1, width, nc).transpose(2, 3)  # (B, C, D, W) -> (B, C, W, D)
         starts = torch.arange(chunks, device=lens.device) * nc  # (C,)
+        # a gather rather than ``unfold``, which ONNX export cannot take with a dynamic time axis
+        index = starts[:, None] + torch.arange(width, device=lens.device)[None, :]  # (C, W)
+        win = padded.index_select(1, index.reshape(-1)).reshape(batch, chunks, width, dim)  # (B, C, W, D)
         win_lens = (lens[:, None] - starts).clamp(0, width)  # (B, C)
         out, _ = self.forward_windows(win, win_lens)
         return out[:, :, :nc].reshape(batch, chunks * nc, -1)[:, :frames]  # (B, C, Nc, H) -> (B, T, H)
@@ -267,7 +302,8 @@ class EncoderStream:
         self.raw_start = 0  # stream index of raw[0]
         self.pending: Tensor | None = None  # (1, n, (La+1)*D) stacked frames waiting for their window (LC)
         # zeros, as the encoder starts from; explicit so that streams at their start batch with others
-        self.states: list = [_zero_state(layer.fwd) for layer in encoder.layers]
+        weight = next(encoder.parameters())  # on the model's device and dtype
+        self.states: list[Tensor] = [layer.zero_state(1, weight) for layer in encoder.layers]
 
     @staticmethod
     def _cat(old: Tensor | None, new: Tensor) -> Tensor:
@@ -342,7 +378,7 @@ class EncoderStream:
         for items in groups.values():
             members = [streams[i] for i, _ in items]
             inputs = torch.stack([work[0] for _, work in items])  # (B, N, D') or (B, C, W, D')
-            # per-stream (1, 1, H) states -> (1, B, H), stream order
+            # per-stream (S, 1, 1, H) states -> (S, 1, B, H), stream order
             states = [_stack_states([m.states[layer] for m in members], 1) for layer in range(len(enc.layers))]
             out, states = _run_encoder(enc, inputs, [work[1] for _, work in items], states)  # (B, N'', H)
             for b, ((i, work), member) in enumerate(zip(items, members)):
@@ -351,18 +387,9 @@ class EncoderStream:
         return outs
 
 
-def _zero_state(module: nn.Module):
-    """The zero state of a single-layer recurrent module for one sequence: (1, 1, H), a pair for an LSTM."""
-    weight = next(module.parameters())
-    zeros = torch.zeros(1, 1, module.hidden_size, device=weight.device, dtype=weight.dtype)  # where the model is
-    return (zeros, zeros.clone()) if isinstance(module, nn.LSTM) else zeros
-
-
-def _select_state(state, b: int):
-    """Row ``b`` of a batched state (1, B, H) (or tuple): (1, 1, H), a copy that does not hold the batch."""
-    if isinstance(state, tuple):
-        return tuple(_select_state(s, b) for s in state)
-    return state if state.size(1) == 1 else state[:, b : b + 1].clone()
+def _select_state(state: Tensor, b: int) -> Tensor:
+    """Row ``b`` of a batched state (S, 1, B, H): (S, 1, 1, H), a copy that does not hold the batch."""
+    return state if state.size(2) == 1 else state[:, :, b : b + 1].clone()
 
 
 def _run_encoder(enc: RecurrentEncoder, inputs: Tensor, win_lens: list, states: list) -> tuple[Tensor, list]:
@@ -370,7 +397,7 @@ def _run_encoder(enc: RecurrentEncoder, inputs: Tensor, win_lens: list, states: 
     if enc.chunk_frames == 0:
         x = inputs
         for i, (layer, proj) in enumerate(zip(enc.layers, enc.projections)):
-            out, states[i] = layer.fwd(x, states[i])
+            out, states[i] = layer.forward_step(x, states[i])
             x = proj(out)
         return x, states
     batch, chunks = inputs.shape[:2]

@@ -57,6 +57,7 @@ __all__ = [
     "load_model_dir",
     "load_onnx_model",
     "load_acoustic_model",
+    "load_float_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -473,3 +474,15 @@ def load_acoustic_model(path_or_repo_id: str | Path, threads: int | None = None)
         return model.eval(), tokenizer, ModelExtras(source=path.resolve(), kind="pytorch")
     return load_model_dir(_hub_snapshot(str(path_or_repo_id)), threads)
 
+
+def load_float_model(model_path: str | Path) -> tuple[CTCModel, object]:
+    """(float32 ``CTCModel``, tokenizer) from a ``.pt`` file or a float safetensors model folder.
+
+    Raises:
+        CheckpointError: anything else (ONNX, int8, TorchScript, a missing or broken file), naming ``model_path``.
+    """
+    model, tokenizer, extras = load_acoustic_model(model_path)  # names a TorchScript file as such
+    if extras.kind != "pytorch" or extras.quantization is not None:
+        raise CheckpointError(f"{model_path}: needs a float32 PyTorch model (.pt or a safetensors model "
+                              f"folder), this is {extras.kind} {extras.quantization or 'float32'}")
+    return model.eval(), tokenizer

@@ -39,12 +39,13 @@ from lhotse import CutSet
 from tqdm import tqdm
 
 from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, model_from_package, model_package, save_atomic
-from ..config import DataConfig, TrainConfig, from_dict, to_dict
+from ..config import DataConfig, TrainConfig, to_dict
 from ..data.cuts import (AudioBatch, AudioDataset, Batch, FeatureBatcher, estimate_batches, eval_batches, load_cuts,
                          load_cuts_lazy, scan_manifest, train_loader, train_sampler)
 from .distributed import Dist, all_sum, broadcast_object, gather_objects, init_distributed, pick_device
 from ..decoding.search import greedy_search
 from ..model.ctc import CTCModel
+from ..model.files import load_float_model
 from ..audio.perturb import speed_perturb
 from ..scoring.score import score
 from ..data.tokenizer import build_tokenizer
@@ -291,12 +292,35 @@ def _warn_config_changes(saved: dict, current: dict, prefix: str = "") -> None:
 
 def _new_model(cfg: TrainConfig, manifest: str | Path, cuts: CutSet, batcher: FeatureBatcher) -> dict:
     """Tokenizer trained on the transcripts of ``manifest`` (one cheap pass, no Cut objects) and an
-    initialised model with CMVN statistics from the first cuts of ``cuts``, as a package."""
+    initialised model with CMVN statistics from the first cuts of ``cuts``, as a package.
+    With ``cfg.init_from``: that model's tokenizer, CMVN and weights in a ``cfg.model`` model instead."""
+    if cfg.init_from:
+        return _initial_model(cfg)
     scan = scan_manifest(manifest, texts=True)
     texts = (t for t, d in zip(scan.texts, scan.durations) if d <= cfg.data.max_utt_duration)  # the cuts trained on
     tokenizer = build_tokenizer(cfg.tokenizer, texts)
     model = CTCModel(cfg.model, len(tokenizer.units))
     model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts, cfg.data.eval_max_duration))
+    return model_package(model, tokenizer)
+
+
+def _initial_model(cfg: TrainConfig) -> dict:
+    """A ``cfg.model`` model holding the weights of ``cfg.init_from``, as a package.
+
+    The architectures must match parameter for parameter; fields that do not change the weights may
+    differ (e.g. an LC-BLSTM's ``chunk_frames`` from a full-utterance BiLSTM, dropout, SpecAugment).
+    """
+    source, tokenizer = load_float_model(cfg.init_from)
+    if tokenizer.kind != cfg.tokenizer.kind:
+        raise CheckpointError(f"{cfg.init_from}: init_from has a {tokenizer.kind!r} tokenizer, the config asks "
+                              f"for {cfg.tokenizer.kind!r}")
+    model = CTCModel(cfg.model, len(tokenizer.units))
+    try:
+        model.load_state_dict(source.state_dict())
+    except RuntimeError as err:  # torch lists every mismatch on its own line after the first
+        detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
+        raise CheckpointError(f"{cfg.init_from}: its weights do not fit model: config ({detail})") from None
+    log.info("initialised from %s (weights, CMVN and %d units)", cfg.init_from, len(tokenizer.units))
     return model_package(model, tokenizer)
 
 

@@ -2,12 +2,14 @@
 # AN4 streaming models next to the offline BiLSTM of run.sh: a unidirectional LSTM with look-ahead
 # and latency-controlled BiLSTMs (LC-BLSTM) at the chunk sizes given, trained as they are run.
 #
-# Needs run.sh stages 1 and 6 first (data/manifests, data/lm/3gram.arpa); the offline system is
-# run.sh's $offline_exp (scored beside the streaming ones in stage 5).
+# Needs run.sh first (data/manifests, data/lm/3gram.arpa, $offline_exp/model.pt): the offline system is
+# scored beside the streaming ones in stage 6, and the fine-tuned LC-BLSTMs start from its weights.
 #
 # Stages (each one `asr` command per system; --stage N --stop-stage M runs a range):
 #   1 train     conf/an4_uni.yaml -> exp-uni; conf/an4_lcblstm.yaml with encoder.chunk_frames=NC
-#               encoder.right_context=$right_context -> exp-lcblstm-cNC-rNR, for NC in $chunks
+#               encoder.right_context=$right_context -> exp-lcblstm-cNC-rNR, for NC in $chunks;
+#               conf/an4_lcblstm_ft.yaml from $offline_exp/model.pt (init_from) with chunk_frames=NC
+#               right_context=$ft_right_context -> exp-lcblstm-ft-cNC-rNR, for NC in $ft_chunks
 #   2 average   last $avg epoch checkpoints -> EXP/model.pt
 #   3 lexicon   3gram.arpa spelled in EXP/model.pt's units -> EXP/lexicon.txt
 #   4 tune      LM weight and word score on dev -> EXP/lm-params.yaml
@@ -15,7 +17,8 @@
 #   6 score     every system (and the offline one) vs text_test -> exp-streaming/wer-summary.txt
 #
 # Algorithmic latency (asr/model/encoder.py): unidirectional La * k * hop + (win - hop); LC-BLSTM
-# (La + Nc - 1 + Nr) * k * hop + (win - hop) for a chunk's first frame (k = 4, hop 10 ms, win 25 ms): Nc 8 -> 375 ms, Nc 4 -> 215 ms.
+# (La + Nc - 1 + Nr) * k * hop + (win - hop) for a chunk's first frame (hop 10 ms, win 25 ms):
+# from scratch, k = 4: Nc 8 -> 375 ms, Nc 4 -> 215 ms; fine-tuned, k = 3 (the offline model's): Nc 10, Nr 3 -> 375 ms.
 set -euo pipefail
 recipe_dir=$(cd "$(dirname "$0")" && pwd)
 
@@ -23,8 +26,10 @@ stage=1                                # first stage to run
 stop_stage=6                           # last stage to run
 chunks="8 4"                           # LC-BLSTM chunk sizes Nc, in frames after subsampling (40 ms each)
 right_context=2                        # LC-BLSTM right context Nr, in frames after subsampling
+ft_chunks="10"                         # chunk sizes of the LC-BLSTMs fine-tuned from the offline model ("": none)
+ft_right_context=3                     # their right context, in frames of the offline model (30 ms each)
 uni=true                               # also the unidirectional system (false: LC-BLSTMs only)
-epochs=40                              # training epochs of every streaming system
+epochs=40                              # training epochs of the systems trained from scratch (fine-tuning: its yaml's)
 avg=5                                  # epoch checkpoints averaged into model.pt
 offline_exp=exp                        # run.sh's experiment directory, scored for comparison
 . "$recipe_dir/../parse_options.sh"
@@ -35,11 +40,16 @@ conf=$recipe_dir/../../conf
 systems=""
 [ "$uni" = false ] || systems="exp-uni"
 for nc in $chunks; do systems="$systems exp-lcblstm-c$nc-r$right_context"; done
+for nc in $ft_chunks; do systems="$systems exp-lcblstm-ft-c$nc-r$ft_right_context"; done
 
 train() {  # EXP -> config and overrides of that system
   case $1 in
     exp-uni) asr train --config "$conf/an4_uni.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
       --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" epochs="$epochs" ;;
+    exp-lcblstm-ft-c*) nc=${1#exp-lcblstm-ft-c}; nc=${nc%%-*}
+      asr train --config "$conf/an4_lcblstm_ft.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
+        --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" init_from="$offline_exp/model.pt" \
+        model.encoder.chunk_frames="$nc" model.encoder.right_context="$ft_right_context" ;;
     exp-lcblstm-c*) nc=${1#exp-lcblstm-c}; nc=${nc%%-*}
       asr train --config "$conf/an4_lcblstm.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
         --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" epochs="$epochs" \
