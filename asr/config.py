@@ -97,7 +97,7 @@ class ModelConfig:
 class StreamConfig:
     endpoint_silence_ms: float = 800.0  # blank-only output this long after speech ends a segment; 0 = off
     max_segment_s: float = 20.0  # a segment is ended after this much audio even without a pause; 0 = no limit
-    partial_interval_ms: float = 200.0  # ``partial()`` recomputes the text at most this often (audio time)
+    partial_interval_ms: float = 100.0  # ``partial()`` recomputes the text at most this often (audio time); below every LC-BLSTM chunk here, so it adds no wait
     block_ms: float = 100.0  # ``asr stream``: audio read and fed per step
     pcm_sample_rate: int = 16000  # ``asr stream -``: rate of the raw 16-bit little-endian PCM on stdin
 

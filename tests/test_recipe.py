@@ -166,7 +166,7 @@ def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
         "exp-uni epochs=7",
         "exp-lcblstm-c8-r3 epochs=7 model.encoder.chunk_frames=8 model.encoder.right_context=3",
         "exp-lcblstm-c4-r3 epochs=7 model.encoder.chunk_frames=4 model.encoder.right_context=3",
-        "exp-lcblstm-ft-c10-r3 init_from=exp/model.pt model.encoder.chunk_frames=10 model.encoder.right_context=3"]
+        "exp-lcblstm-ft-c5-r8 init_from=exp/model.pt model.encoder.chunk_frames=5 model.encoder.right_context=8"]
     configs = ["an4_uni.yaml", "an4_lcblstm.yaml", "an4_lcblstm.yaml", "an4_lcblstm_ft.yaml"]
     assert all(f"/{conf} " in line for line, conf in zip(trains, configs))
     (tmp_path / "log").unlink()

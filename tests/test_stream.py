@@ -125,6 +125,28 @@ def test_endpointer_rules(labels, silence, max_frames, ends):
     assert [i for i, c in enumerate(labels) if endpointer.push(0 if c == "0" else 1)] == ends
 
 
+def test_default_partial_shows_every_chunk_of_an_lc_blstm_at_once(wav_files):
+    """An LC-BLSTM emits 5 frames (150 ms) per chunk; the default interval must not hold a chunk's words back.
+
+    After every accepted block, ``partial()`` equals the best path of all frames so far; with the old
+    200 ms interval every other chunk was shown one chunk late.
+    """
+    model = _model("lc5r2")
+    wave = load_audio(wav_files[0])
+    stream = Stream(model, TOKENIZER, NO_ENDPOINT, keep_log_probs=True)
+    assert stream.cfg.partial_interval_ms <= 150
+    calls, shown = 0, 0
+    for t in range(0, len(wave), 800):  # 50 ms blocks: a chunk comes out every third block
+        stream.accept_waveform(wave[t : t + 800].numpy(), 16000)
+        frames = stream.log_probs()
+        if frames.size(0) == shown:
+            continue
+        shown, calls = frames.size(0), calls + 1
+        ids = torch.unique_consecutive(frames.argmax(-1))
+        assert stream.partial() == TOKENIZER.decode(ids[ids != 0].tolist()), f"stale after {shown} frames"
+    assert calls >= 10
+
+
 def test_partial_grows_and_is_the_open_segment(wav_files):
     model = _model("uni-la1")
     wave = load_audio(wav_files[0])

@@ -331,10 +331,10 @@ class Stream:
 
     # -- results out ------------------------------------------------------------------------------
     def partial(self) -> str:
-        """Text of the open segment so far; recomputed at most every ``partial_interval_ms`` of audio."""
+        """Text of the open segment so far; recomputed when new frames came, at most every ``partial_interval_ms``."""
         text, at = self._partial
         interval = self.cfg.partial_interval_ms / 1000 / self.shift
-        if at >= 0 and self._frames - at < interval:
+        if at >= 0 and (self._frames == at or self._frames - at < interval):
             return text
         if not self._segment:
             text = ""

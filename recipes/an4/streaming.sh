@@ -18,7 +18,7 @@
 #
 # Algorithmic latency (asr/model/encoder.py): unidirectional La * k * hop + (win - hop); LC-BLSTM
 # (La + Nc - 1 + Nr) * k * hop + (win - hop) for a chunk's first frame (hop 10 ms, win 25 ms):
-# from scratch, k = 4: Nc 8 -> 375 ms, Nc 4 -> 215 ms; fine-tuned, k = 3 (the offline model's): Nc 10, Nr 3 -> 375 ms.
+# from scratch, k = 4: Nc 8 -> 375 ms, Nc 4 -> 215 ms; fine-tuned, k = 3 (the offline model's): Nc 5, Nr 8 -> 375 ms.
 set -euo pipefail
 recipe_dir=$(cd "$(dirname "$0")" && pwd)
 
@@ -26,8 +26,8 @@ stage=1                                # first stage to run
 stop_stage=6                           # last stage to run
 chunks="8 4"                           # LC-BLSTM chunk sizes Nc, in frames after subsampling (40 ms each)
 right_context=2                        # LC-BLSTM right context Nr, in frames after subsampling
-ft_chunks="10"                         # chunk sizes of the LC-BLSTMs fine-tuned from the offline model ("": none)
-ft_right_context=3                     # their right context, in frames of the offline model (30 ms each)
+ft_chunks="5"                          # chunk sizes of the LC-BLSTMs fine-tuned from the offline model ("": none)
+ft_right_context=8                     # their right context, in frames of the offline model (30 ms each)
 uni=true                               # also the unidirectional system (false: LC-BLSTMs only)
 epochs=40                              # training epochs of the systems trained from scratch (fine-tuning: its yaml's)
 avg=5                                  # epoch checkpoints averaged into model.pt
