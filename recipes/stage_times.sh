@@ -1,4 +1,4 @@
-# Wall time per stage, printed when the recipe ends (sourced by the recipes' run.sh).
+# Wall time per stage, printed when the recipe ends (sourced by every recipe script).
 #
 #   . "$recipe_dir/../stage_times.sh"
 #   stage_begin 2 "train with $config"   # logs the line, ends the previous stage's clock

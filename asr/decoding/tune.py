@@ -28,6 +28,11 @@ __all__ = ["cut_emissions", "search_points", "tune", "tune_files"]
 log = logging.getLogger(__name__)
 
 
+def _axis(bounds: tuple[float, float], points: int) -> np.ndarray:
+    """``points`` evenly spaced values from ``bounds[0]`` to ``bounds[1]``; one value when the two are equal."""
+    return np.linspace(*bounds, points if bounds[0] != bounds[1] else 1)
+
+
 def search_points(search: str = TuneConfig.search,
                   lm_weight_range: tuple[float, float] = TuneConfig.lm_weight_range,
                   word_score_range: tuple[float, float] = TuneConfig.word_score_range,
@@ -38,8 +43,7 @@ def search_points(search: str = TuneConfig.search,
     A range whose ends are equal (e.g. word score 0 for lexicon-free search) gives one value, not ``points``.
     """
     if search == "grid":
-        weights = np.linspace(*lm_weight_range, points if lm_weight_range[0] != lm_weight_range[1] else 1)
-        scores = np.linspace(*word_score_range, points if word_score_range[0] != word_score_range[1] else 1)
+        weights, scores = _axis(lm_weight_range, points), _axis(word_score_range, points)
         return [(round(float(w), 4), round(float(s), 4)) for w in weights for s in scores]
     if search == "random":
         rng = random.Random(seed)

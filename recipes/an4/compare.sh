@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # AN4 encoder study: vanilla tanh RNN vs GRU vs LSTM at an equal parameter budget.
 #
-# Every model reads its own conf/an4_CELL.yaml (values only): the features, x3 stacking (conf/an4.yaml has
-# x4 since the AN4 study; the cell comparison was measured at x3), 3 bidirectional
+# Every model reads its own conf/an4_CELL.yaml (values only): the features, x3 stacking, 3 bidirectional
 # layers, optimiser, schedule and seed of conf/an4.yaml and 30 epochs where run.sh trains 40 (so that
 # the three runs fit in about an hour on 2 cores); only the cell and the hidden size differ, chosen so
 # that each model has 4.19M parameters:
@@ -37,7 +36,7 @@ threads=0                           # torch threads per training (0: all cores)
 # Diagnose utterances: the three longest AN4 test recordings (5.8-6.2 s, 193-206 encoder frames).
 diag_utts="cen5-fcaw-b cen4-mdms2-b cen7-mdms2-b"
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
+. "$recipe_dir/../stage_times.sh"
 manifests=data/manifests
 overrides=(num_threads=$threads)
 [ -z "$epochs" ] || overrides+=(epochs=$epochs)
@@ -46,13 +45,13 @@ for cell in $cells; do
 done
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  log "Stage 0: prepare manifests from $data_dir"
+  stage_begin 0 "prepare manifests from $data_dir"
   [ -f $manifests/.done ] || { asr prepare an4 "$data_dir" $manifests && touch $manifests/.done; }
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for cell in $cells; do
-    log "Stage 1: train $cell with $conf_dir/an4_$cell.yaml into $exp_root/$cell"
+    stage_begin 1 "train $cell with $conf_dir/an4_$cell.yaml into $exp_root/$cell"
     asr train --config "$conf_dir/an4_$cell.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
       --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$exp_root/$cell" "${overrides[@]}"
   done
@@ -60,14 +59,14 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   for cell in $cells; do
-    log "Stage 2: average the last $avg checkpoints of $cell"
+    stage_begin 2 "average the last $avg checkpoints of $cell"
     asr average "$exp_root/$cell" --last "$avg" --out "$exp_root/$cell/model.pt"
   done
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   for cell in $cells; do
-    log "Stage 3: greedy decode of test with $cell"
+    stage_begin 3 "greedy decode of test with $cell"
     asr decode "$exp_root/$cell/model.pt" $manifests/an4_cuts_test.jsonl.gz --name "test-$cell" --method greedy \
       --out-dir "$exp_root/$cell/decode"
   done
@@ -76,7 +75,7 @@ fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   [ -f data/lm/3gram.arpa ] || asr lm build --order 3 --text $manifests/text_train --kaldi --out data/lm/3gram.arpa
   for cell in $cells; do
-    log "Stage 4: lexicon, LM tuning on dev and beam-lm decode of test with $cell"
+    stage_begin 4 "lexicon, LM tuning on dev and beam-lm decode of test with $cell"
     asr lm lexicon "$exp_root/$cell/model.pt" --lm data/lm/3gram.arpa --out "$exp_root/$cell/lexicon.txt"
     asr tune "$exp_root/$cell/model.pt" $manifests/an4_cuts_dev.jsonl.gz --lm data/lm/3gram.arpa \
       --lexicon "$exp_root/$cell/lexicon.txt" --out "$exp_root/$cell/lm-params.yaml"
@@ -86,7 +85,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Stage 5: score every cell (greedy and beam-lm)"
+  stage_begin 5 "score every cell (greedy and beam-lm)"
   hyps=()
   for method in greedy beam-lm; do
     for cell in $cells; do hyps+=("$exp_root/$cell/decode/hyp-test-$cell-$method.txt"); done
@@ -95,7 +94,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  log "Stage 6: gradient norm vs lag and gate activations"
+  stage_begin 6 "gradient norm vs lag and gate activations"
   audio=()
   for utt in $diag_utts; do audio+=("$(find -L "$data_dir" -name "$utt.*" | head -1)"); done
   models=()
@@ -104,7 +103,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-  log "Stage 7: training curves"
+  stage_begin 7 "training curves"
   dirs=()
   for cell in $cells; do dirs+=("$exp_root/$cell"); done
   asr curves "${dirs[@]}" --labels $cells --out "$exp_root/curves.png"

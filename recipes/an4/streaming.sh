@@ -34,7 +34,7 @@ avg=5                                  # epoch checkpoints averaged into model.p
 offline_exp=exp                        # run.sh's experiment directory, scored for comparison
 . "$recipe_dir/../parse_options.sh"
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
+. "$recipe_dir/../stage_times.sh"
 manifests=data/manifests
 conf=$recipe_dir/../../conf
 systems=""
@@ -59,31 +59,31 @@ train() {  # EXP -> config and overrides of that system
 
 for exp in $systems; do
   if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-    log "Stage 1: train $exp"
+    stage_begin 1 "train $exp"
     train "$exp"
   fi
   if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-    log "Stage 2: average $exp"
+    stage_begin 2 "average $exp"
     asr average "$exp" --last "$avg" --out "$exp/model.pt"
   fi
   if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-    log "Stage 3: lexicon for $exp"
+    stage_begin 3 "lexicon for $exp"
     asr lm lexicon "$exp/model.pt" --lm data/lm/3gram.arpa --out "$exp/lexicon.txt"
   fi
   if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-    log "Stage 4: tune $exp on dev"
+    stage_begin 4 "tune $exp on dev"
     asr tune "$exp/model.pt" $manifests/an4_cuts_dev.jsonl.gz --lm data/lm/3gram.arpa \
       --lexicon "$exp/lexicon.txt" --out "$exp/lm-params.yaml"
   fi
   if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-    log "Stage 5: decode test with $exp"
+    stage_begin 5 "decode test with $exp"
     asr decode "$exp/model.pt" $manifests/an4_cuts_test.jsonl.gz --name "test-$exp" \
       --method greedy beam-lm --out-dir exp-streaming
   fi
 done
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  log "Stage 6: score the streaming systems and $offline_exp"
+  stage_begin 6 "score the streaming systems and $offline_exp"
   hyps=$(for exp in $systems; do echo "exp-streaming/hyp-test-$exp-greedy.txt exp-streaming/hyp-test-$exp-beam-lm.txt"; done)
   # shellcheck disable=SC2086
   asr score --ref $manifests/text_test --utt2spk $manifests/utt2spk_test --out-dir exp-streaming \

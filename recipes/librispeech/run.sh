@@ -56,7 +56,7 @@ case $lm in
   *) echo "$0: --lm must be 3-gram.pruned.1e-7, 3-gram, 4-gram or own, got $lm" >&2; exit 2 ;;
 esac
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
+. "$recipe_dir/../stage_times.sh"
 manifests=data/manifests
 sets="dev-clean dev-other test-clean test-other"
 lm_exp=$exp_dir/lm-$lm
@@ -71,31 +71,31 @@ workers=()
 if [ -z "$data_dir" ]; then
   data_dir=downloads/LibriSpeech
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-    log "Stage 0: download LibriSpeech ($train_part and dev/test) into downloads/"
+    stage_begin 0 "download LibriSpeech ($train_part and dev/test) into downloads/"
     asr download librispeech downloads "${size_flag[@]}"
   fi
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "Stage 1: prepare manifests from $data_dir"
+  stage_begin 1 "prepare manifests from $data_dir"
   [ -f $manifests/.$train_part.done ] || { asr prepare librispeech "$data_dir" $manifests "${size_flag[@]}" \
     && touch $manifests/.$train_part.done; }
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: train on $train_part with $config into $exp_dir (${ngpu} GPU(s))"
+  stage_begin 2 "train on $train_part with $config into $exp_dir (${ngpu} GPU(s))"
   "${train[@]}" --config "$config" --train $manifests/librispeech_cuts_$train_part.jsonl.gz \
     --dev $manifests/librispeech_cuts_dev-clean.jsonl.gz --exp-dir "$exp_dir" "${overrides[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: average the last $avg epoch checkpoints"
+  stage_begin 3 "average the last $avg epoch checkpoints"
   asr average "$exp_dir" --last "$avg" --out "$exp_dir/model.pt"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for set in $sets; do
-    log "Stage 4: decode $set (greedy and beam)"
+    stage_begin 4 "decode $set (greedy and beam)"
     asr decode "$exp_dir/model.pt" $manifests/librispeech_cuts_$set.jsonl.gz --name $set \
       --method greedy beam --out-dir "$exp_dir/decode" "${workers[@]}"
   done
@@ -103,7 +103,7 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   for set in $sets; do
-    log "Stage 5: score $set"
+    stage_begin 5 "score $set"
     asr score --ref $manifests/text_$set --utt2spk $manifests/utt2spk_$set --out-dir "$exp_dir/decode/$set" \
       --hyp "$exp_dir/decode/hyp-$set-greedy.txt" "$exp_dir/decode/hyp-$set-beam.txt"
   done
@@ -112,7 +112,7 @@ fi
 if [ -z "$lm_dir" ]; then
   lm_dir=downloads/lm
   if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-    log "Stage 6: download ${lm_files[*]} into $lm_dir"
+    stage_begin 6 "download ${lm_files[*]} into $lm_dir"
     asr download librispeech-lm $lm_dir --files "${lm_files[@]}"
   fi
 fi
@@ -120,24 +120,24 @@ lm_file=$lm_dir/$lm.arpa.gz
 [ "$lm" = own ] && lm_file=data/lm/own-3gram.arpa
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ "$lm" = own ]; then
-  log "Stage 7: own 3-gram from $lm_dir/librispeech-lm-norm.txt.gz"
+  stage_begin 7 "own 3-gram from $lm_dir/librispeech-lm-norm.txt.gz"
   asr lm build --order 3 --prune-singletons --text "$lm_dir/librispeech-lm-norm.txt.gz" --out $lm_file
 fi
 
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-  log "Stage 8: lexicon of $lm_dir/librispeech-vocab.txt in the model's units"
+  stage_begin 8 "lexicon of $lm_dir/librispeech-vocab.txt in the model's units"
   asr lm lexicon "$exp_dir/model.pt" --text "$lm_dir/librispeech-vocab.txt" --out "$lm_exp/lexicon.txt"
 fi
 
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
-  log "Stage 9: tune LM weight and word score on dev-clean with $lm_file"
+  stage_begin 9 "tune LM weight and word score on dev-clean with $lm_file"
   asr tune "$exp_dir/model.pt" $manifests/librispeech_cuts_dev-clean.jsonl.gz --lm "$lm_file" \
     --lexicon "$lm_exp/lexicon.txt" --points 7 --out "$lm_exp/lm-params.yaml" "${workers[@]}"
 fi
 
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
   for set in $sets; do
-    log "Stage 10: decode $set with lexicon and $lm_file (tuned values from $lm_exp/lm-params.yaml)"
+    stage_begin 10 "decode $set with lexicon and $lm_file (tuned values from $lm_exp/lm-params.yaml)"
     asr decode "$exp_dir/model.pt" $manifests/librispeech_cuts_$set.jsonl.gz --name $set --method beam-lm \
       --lm-params "$lm_exp/lm-params.yaml" --out-dir "$lm_exp/decode" "${workers[@]}"
   done
@@ -145,7 +145,7 @@ fi
 
 if [ "$stage" -le 11 ] && [ "$stop_stage" -ge 11 ]; then
   for set in $sets; do
-    log "Stage 11: score $set: greedy, beam and beam-lm ($lm)"
+    stage_begin 11 "score $set: greedy, beam and beam-lm ($lm)"
     asr score --ref $manifests/text_$set --utt2spk $manifests/utt2spk_$set --out-dir "$lm_exp/$set" \
       --hyp "$exp_dir/decode/hyp-$set-greedy.txt" "$exp_dir/decode/hyp-$set-beam.txt" \
       "$lm_exp/decode/hyp-$set-beam-lm.txt"

@@ -31,7 +31,7 @@ dev_speakers=                            # file of dev speakers (default: the st
 test_speakers=                           # file of test speakers (default: the 24-speaker core test set)
 . "$recipe_dir/../parse_options.sh"
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
+. "$recipe_dir/../stage_times.sh"
 manifests=data/manifests
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
@@ -39,7 +39,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "$0: TIMIT cannot be downloaded (LDC licence): give --data-dir DIR or set TIMIT_DIR" >&2
     exit 2
   fi
-  log "Stage 1: prepare manifests from $data_dir ($phones phones)"
+  stage_begin 1 "prepare manifests from $data_dir ($phones phones)"
   lists=()
   [ -z "$dev_speakers" ] || lists+=(--dev-speakers "$dev_speakers")
   [ -z "$test_speakers" ] || lists+=(--test-speakers "$test_speakers")
@@ -48,19 +48,19 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: train with $config into $exp_dir"
+  stage_begin 2 "train with $config into $exp_dir"
   asr train --config "$config" --train $manifests/timit_cuts_train.jsonl.gz \
     --dev $manifests/timit_cuts_dev.jsonl.gz --exp-dir "$exp_dir"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: average the last $avg epoch checkpoints"
+  stage_begin 3 "average the last $avg epoch checkpoints"
   asr average "$exp_dir" --last "$avg" --out "$exp_dir/model.pt"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for part in dev test; do
-    log "Stage 4: decode $part (greedy and beam)"
+    stage_begin 4 "decode $part (greedy and beam)"
     asr decode "$exp_dir/model.pt" $manifests/timit_cuts_$part.jsonl.gz --name $part \
       --method greedy beam --out-dir "$exp_dir/decode"
   done
@@ -68,7 +68,7 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   for part in dev test; do
-    log "Stage 5: score $part, PER on 39 phones"
+    stage_begin 5 "score $part, PER on 39 phones"
     asr score --units phone --fold timit39 --ref $manifests/text_$part --utt2spk $manifests/utt2spk_$part \
       --out-dir "$exp_dir/decode/scores-$part" \
       --hyp "$exp_dir/decode/hyp-$part-greedy.txt" "$exp_dir/decode/hyp-$part-beam.txt"

@@ -14,8 +14,9 @@ import csv
 import json
 from pathlib import Path
 
-import torch
 import yaml
+
+from asr.model.checkpoint import load_file
 
 
 def _error_rate(decode: Path, method: str, unit: str) -> str:
@@ -35,7 +36,7 @@ def _training(exp: Path) -> tuple[int, float, float]:
 
 def _parameters(exp: Path) -> float:
     """Millions of parameters of model.pt."""
-    state = torch.load(exp / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
+    state = load_file(exp / "model.pt")["state_dict"]  # weights only, no pickled code
     return sum(t.numel() for t in state.values() if t.is_floating_point()) / 1e6
 
 
