@@ -4,6 +4,11 @@ Each direction is its own single-layer cuDNN/oneDNN module fed *padded* input, w
 the fused kernels (packed sequences do not on CPU). The backward direction reads every
 utterance reversed within its own length (``reverse_padded``), so it starts at the last
 real frame and never sees padding: an utterance's output does not depend on the batch.
+On CUDA a bidirectional layer instead runs both directions in one cuDNN call on packed input
+with the same two modules' weights (``use_packed``; the same outputs, the same state dict).
+
+Under bf16/fp16 autocast the layers run in the autocast dtype with explicit casts, outside
+autocast (``RecurrentEncoder.forward``): CUDA autocast would run cuDNN RNNs in fp16 even for bf16.
 
 Three ways to run, all from ``EncoderConfig``:
 
@@ -28,16 +33,19 @@ the right context). ``EncoderStream`` runs a model incrementally with exactly th
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from functools import partial
 from typing import Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor, _VF, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..config import EncoderConfig
 from ..masks import make_pad_mask
 
-__all__ = ["CELLS", "reverse_padded", "stack_lookahead", "RecurrentLayer", "LSTMLayer", "build_layer", "Dropout",
+__all__ = ["CELLS", "use_packed", "reverse_padded", "stack_lookahead", "RecurrentLayer", "LSTMLayer", "build_layer", "Dropout",
            "RecurrentEncoder", "EncoderStream", "build_encoder"]
 
 CELLS = {
@@ -45,6 +53,29 @@ CELLS = {
     "gru": nn.GRU,
     "rnn": partial(nn.RNN, nonlinearity="tanh"),
 }
+
+
+# One bidirectional single-layer call on packed input, per cell (the LSTM's is _packed_lstm).
+_PACKED_CALLS = {"gru": _VF.gru, "rnn": _VF.rnn_tanh}
+
+
+def use_packed(x: Tensor, force: Optional[bool]) -> bool:
+    """The one place that picks a bidirectional layer's path: ``force`` when set, else packed on CUDA.
+
+    On CUDA cuDNN runs both directions of one packed call concurrently; on the CPU the fused oneDNN
+    LSTM takes only padded input (packed was ~2.5x slower there, MEASURED.md).
+    """
+    return x.is_cuda if force is None else force
+
+
+@contextlib.contextmanager
+def _quiet_weight_copy():
+    """Silence cuDNN's warning for weights outside one flat buffer (two modules' weights, or cast
+    copies): it copies them into one per call, which is the intent here, and its advice
+    (``flatten_parameters()``) does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk")
+        yield
 
 
 def reverse_padded(x: Tensor, lens: Tensor) -> Tensor:
@@ -100,17 +131,43 @@ class RecurrentLayer(nn.Module):
         if (cell == "lstm") != (self.state_rows == 2):
             raise ValueError(f"{type(self).__name__} cannot hold {cell!r} cells: build layers with build_layer")
         make = CELLS[cell]
+        self.cell = cell
         self.fwd = make(input_size, hidden_size, batch_first=True)
         self.bwd = make(input_size, hidden_size, batch_first=True) if bidirectional else None
         self.output_dim = hidden_size * (2 if bidirectional else 1)
+        self.packed: Optional[bool] = None  # None: use_packed decides (packed on CUDA); True/False force a path
 
     def forward(self, x: Tensor, lens: Tensor) -> Tensor:
         """x (B, T, D) -> (B, T, H) or (B, T, 2H); frames past ``lens`` are unspecified."""
-        out, _ = self.fwd(x)
         if self.bwd is None:
-            return out
+            return self.fwd(x)[0]
+        if not torch.jit.is_scripting() and use_packed(x, self.packed):
+            return self._forward_packed(x, lens)
+        out, _ = self.fwd(x)
         back, _ = self.bwd(reverse_padded(x, lens))
         return torch.cat([out, reverse_padded(back, lens)], dim=-1)  # (B, T, 2H)
+
+    @torch.jit.unused
+    def _forward_packed(self, x, lens):
+        # type: (Tensor, Tensor) -> Tensor
+        """``forward`` as one bidirectional call on packed input with ``fwd``'s and ``bwd``'s weights.
+
+        The packed backward direction starts at each utterance's last real frame, as the
+        reversed one does. Frames past ``lens`` come out zero.
+        """
+        lens = lens.detach().cpu().clamp(min=1)  # packing refuses empty sequences; their frames are masked anyway
+        packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+        weights = [getattr(rnn, name) for rnn in (self.fwd, self.bwd) for name in rnn._flat_weights_names]
+        h0 = x.new_zeros(2, x.size(0), self.fwd.hidden_size)  # (directions, B, H)
+        with _quiet_weight_copy():
+            if self.cell == "lstm":
+                data = _VF.lstm(packed.data, packed.batch_sizes, (h0, h0), weights, True, 1, 0.0, self.training,
+                                True)[0]
+            else:
+                data = _PACKED_CALLS[self.cell](packed.data, packed.batch_sizes, h0, weights, True, 1, 0.0,
+                                                self.training, True)[0]
+        out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0]  # (B, T, 2H)
 
     def forward_step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """The forward direction from ``state`` on: x (B, N, D), state (S, 1, B, H) -> (B, N, H), state after.
@@ -228,7 +285,12 @@ class RecurrentEncoder(nn.Module):
         self.output_dim = dim
 
     def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, T, D), lens (B,) -> enc_out (B, T, output_dim) with padding zeroed, lens."""
+        """x (B, T, D), lens (B,) -> enc_out (B, T, output_dim) with padding zeroed, lens.
+
+        Under bf16/fp16 autocast the output is in that dtype (see ``_forward_cast``).
+        """
+        if not torch.jit.is_scripting() and self._under_autocast(x):
+            return self._forward_cast(x, lens)
         x = stack_lookahead(x, lens, self.lookahead)  # (B, T, (La+1)*D)
         if self.chunk_frames > 0:
             x = self._forward_chunked(x, lens)
@@ -236,6 +298,29 @@ class RecurrentEncoder(nn.Module):
             for layer, proj in zip(self.layers, self.projections):
                 x = proj(self.dropout(layer(x, lens)))
         return x.masked_fill(make_pad_mask(lens, x.size(1))[..., None], 0.0), lens
+
+    @torch.jit.unused
+    def _under_autocast(self, x):
+        # type: (Tensor) -> bool
+        # (type comments: TorchScript cannot read an unused stub's string annotations)
+        return _autocast_dtype(x) is not None
+
+    @torch.jit.unused
+    def _forward_cast(self, x, lens):
+        # type: (Tensor, Tensor) -> Tuple[Tensor, Tensor]
+        """``forward`` with autocast off, the input and every weight cast to the autocast dtype.
+
+        Why: CUDA autocast hands cuDNN RNNs to a wrapper (``_cudnn_rnn_cast_reflatten``, still in
+        torch 2.14) that casts input, state and weights to fp16 whatever the autocast dtype, so
+        "bf16" would train the LSTMs in fp16 with no loss scaler. Casting explicitly outside
+        autocast makes bf16 mean bf16 (cuDNN runs bf16 RNNs on sm80+) and is what autocast does
+        for fp16; the cast copies pass their gradients to the fp32 weights. The same path runs on
+        the CPU, where autocast would leave GRUs in fp32. Cost: one cast copy of the weights per step.
+        """
+        dtype = _autocast_dtype(x)
+        weights = {name: p.to(dtype) for name, p in self.named_parameters()}
+        with torch.autocast(x.device.type, enabled=False), _quiet_weight_copy():
+            return torch.func.functional_call(self, weights, (x.to(dtype), lens))
 
     @property
     def streamable(self) -> bool:
@@ -266,6 +351,14 @@ class RecurrentEncoder(nn.Module):
         win_lens = (lens[:, None] - starts).clamp(0, width)  # (B, C)
         out, _ = self.forward_windows(win, win_lens)
         return out[:, :, :nc].reshape(batch, chunks * nc, -1)[:, :frames]  # (B, C, Nc, H) -> (B, T, H)
+
+
+def _autocast_dtype(x: Tensor) -> Optional[torch.dtype]:
+    """The autocast dtype for ``x``'s device when autocast is on there, else None."""
+    device = x.device.type
+    if device not in ("cpu", "cuda") or not torch.is_autocast_enabled(device):
+        return None
+    return torch.get_autocast_dtype(device)
 
 
 def _check_streaming_fields(cfg: EncoderConfig) -> None:
