@@ -96,7 +96,7 @@ def ctc_loss(log_probs, out_lens, targets: list[list[int]]) -> tuple[torch.Tenso
 
 class InterCTC:
     """InterCTC (Lee & Watanabe, 2021): the output of a middle encoder layer, through the model's
-    own output layer, is trained with CTC as well. A forward hook keeps that layer's output, so the
+    own output layer, is trained with CTC as well. A forward hook keeps those logits, so the
     model's ``forward`` and its exports are unchanged."""
 
     def __init__(self, model: CTCModel, layer: int, weight: float):
@@ -105,16 +105,25 @@ class InterCTC:
             raise ValueError(f"inter_ctc_layer: expected 1 to {layers - 1} (the encoder has {layers} layers), got {layer}")
         if model.encoder.chunk_frames > 0:
             raise ValueError("inter_ctc_layer: not available for chunked (LC-BLSTM) encoders")
-        self.model, self.weight, self.kept = model, weight, None
+        self.model, self.weight, self.logits = model, weight, None
         model.encoder.projections[layer - 1].register_forward_hook(self._keep)
 
     def _keep(self, module, inputs, output) -> None:
-        self.kept = output if module.training else None
+        # The output layer runs here, inside the forward, in the precision of the layer's output:
+        # under bf16/fp16 autocast that output is already low precision (the encoder runs its
+        # layers in the autocast dtype outside autocast, see RecurrentEncoder), so autocast is on
+        # for the output layer exactly when the main output layer has it.
+        if not module.training:
+            self.logits = None
+            return
+        low = output.dtype in (torch.float16, torch.bfloat16)
+        with torch.autocast(output.device.type, dtype=output.dtype if low else None, enabled=low):
+            self.logits = self.model.output(output)  # (B, T', V)
 
     def loss(self, main_loss: torch.Tensor, out_lens: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
         """``(1 - w) * main_loss + w *`` the CTC loss of the kept layer's output."""
-        log_probs = self.model.output(self.kept).float().log_softmax(dim=-1)  # (B, T', V)
-        self.kept = None
+        log_probs = self.logits.float().log_softmax(dim=-1)  # (B, T', V) fp32
+        self.logits = None
         inter_loss, _, _ = ctc_loss(log_probs, out_lens, targets)
         return (1.0 - self.weight) * main_loss + self.weight * inter_loss
 
@@ -276,7 +285,8 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 # Fields that only steer how a run proceeds; changing them between resumes is expected.
-_RUN_CONTROL = {"max_steps", "num_threads", "log_every", "save_every_steps", "device", "keep_last"}
+_RUN_CONTROL = {"max_steps", "num_threads", "log_every", "save_every_steps", "device", "keep_last",
+                "scaler_warn_skips"}
 
 
 def _warn_config_changes(saved: dict, current: dict, prefix: str = "") -> None:
@@ -342,7 +352,8 @@ class StepStats:
     audio_s: float = 0.0  # seconds of audio trained on
     skipped_utts: float = 0.0  # utterances left out of the loss (too short for their labels)
     oom_batches: float = 0.0  # batches skipped for running out of memory
-    nonfinite_steps: float = 0.0  # steps skipped for a non-finite gradient norm
+    nonfinite_steps: float = 0.0  # steps skipped for a non-finite gradient norm (fp32/bf16)
+    scaler_skipped_steps: float = 0.0  # fp16 steps skipped by the loss scaler for an overflow (it lowers its scale)
     bad_audio: float = 0.0  # training cuts left out because their audio is missing, unreadable or truncated
 
     def __iadd__(self, other: StepStats) -> StepStats:
@@ -384,6 +395,7 @@ class _Trainer:
         log.info("device %s, precision %s, %d process(es)", self.device, cfg.precision, self.ctx.world_size)
         autocast(self.device, cfg.precision)  # rejects a bad precision before any work
         self.epoch, self.step = 0, 0
+        self.scaler_skips = 0  # fp16 loss-scaler skips in a row
 
     def load_data(self, train_cuts: str | Path, dev_cuts: str | Path) -> None:
         """Training cuts, read lazily (speed-perturbed, too-long ones dropped), dev cuts, the feature batcher.
@@ -481,10 +493,15 @@ class _Trainer:
                    disable=None if ctx.is_main else True)
         try:
             for audio in self.loader:
-                batch, sampler_state = self._features(audio), audio.sampler_state
-                stats, stop_requested = _train_step(self.step_model, self.model, batch, self.tokenizer, self.optimizer,
+                sampler_state = audio.sampler_state
+                for message in audio.bad_audio:
+                    log.warning("skipping a training cut: %s", message)
+                stats, stop_requested = _train_step(self.step_model, self.model, audio, self.tokenizer, self.optimizer,
                                                     self.scaler, cfg, self.device, ctx, stop.signum is not None,
-                                                    self.inter_ctc)
+                                                    self.inter_ctc, self.batcher)
+                if self.scaler is not None:
+                    self.scaler_skips = _scaler_skip_run(self.scaler_skips, stats.scaler_skipped_steps,
+                                                         self.scaler.get_scale(), cfg.scaler_warn_skips)
                 self.scheduler.step()
                 self.step += 1
                 stats.bad_audio = len(audio.bad_audio)
@@ -507,12 +524,6 @@ class _Trainer:
             bar.close()
         return totals
 
-    def _features(self, audio: AudioBatch) -> Batch:
-        """Log-mel features of the loader's batch on the training device; bad audio reported here, once."""
-        for message in audio.bad_audio:
-            log.warning("skipping a training cut: %s", message)
-        return self.batcher.from_audio(audio, self.device)
-
     def end_epoch(self, totals: StepStats, elapsed: float) -> Path:
         """Sum the ranks' totals, validate, log a row of ``log.csv`` (rank 0), save the epoch checkpoint."""
         summed = totals.summed(self.ctx, self.device)
@@ -525,7 +536,8 @@ class _Trainer:
                 "dev_wer": f"{metrics['wer']:.2f}", "dev_cer": f"{metrics['cer']:.2f}",
                 "seconds": f"{elapsed:.1f}", "audio_s_per_s": f"{summed.audio_s / elapsed:.1f}",
                 "skipped_utts": int(summed.skipped_utts), "oom_batches": int(summed.oom_batches),
-                "nonfinite_steps": int(summed.nonfinite_steps), "bad_audio": int(summed.bad_audio),
+                "nonfinite_steps": int(summed.nonfinite_steps),
+                "scaler_skipped_steps": int(summed.scaler_skipped_steps), "bad_audio": int(summed.bad_audio),
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
             }
             log.info("epoch %d: %s", self.epoch + 1, " ".join(f"{k}={v}" for k, v in row.items()))
@@ -584,81 +596,126 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
     return last_path
 
 
-def _train_step(step_model, model: CTCModel, batch: Batch, tokenizer, optimizer, scaler, cfg: TrainConfig,
-                device: torch.device, ctx: Dist, stop_requested: bool,
-                inter_ctc: InterCTC | None = None) -> tuple[StepStats, bool]:
-    """One optimiser step on this rank's ``batch``.
+def _train_step(step_model, model: CTCModel, batch: Batch | AudioBatch, tokenizer, optimizer, scaler,
+                cfg: TrainConfig, device: torch.device, ctx: Dist, stop_requested: bool,
+                inter_ctc: InterCTC | None = None, batcher: FeatureBatcher | None = None) -> tuple[StepStats, bool]:
+    """One optimiser step on this rank's ``batch`` (an ``AudioBatch`` gets its log-mel from ``batcher`` here).
 
     The loss is the CTC sum over the utterances kept on *all* ranks divided by their number,
     so gradients equal a single process's on the union of the ranks' batches. A step whose
-    global gradient norm is not finite is skipped (every rank sees the same norm). A batch that
-    runs out of memory in the forward pass or the loss is skipped by every rank together: the
-    ranks agree before the backward. Out of memory in the backward is skipped on a single
-    process and raised under DDP (the other ranks are already waiting for its gradients). A
-    batch left empty by bad audio still takes part in every collective, with a dummy utterance
-    that adds nothing to the loss.
+    global gradient norm is not finite is skipped (every rank sees the same norm); under fp16
+    loss scaling that is the scaler's routine overflow skip, counted apart. A batch that runs
+    out of memory in its log-mel, the forward pass or the loss is skipped by every rank
+    together: the ranks agree before the backward. Out of memory in the backward is skipped on
+    a single process and raised under DDP (the other ranks are already waiting for its
+    gradients). A batch left empty by bad audio still takes part in every collective, with a
+    dummy utterance that adds nothing to the loss.
 
     Returns:
         (this step's figures on this rank, whether any rank was asked to stop).
     """
     optimizer.zero_grad(set_to_none=True)
     audio = float(batch.durations.sum())
-    feats, feat_lens, texts = batch.feats, batch.feat_lens, batch.texts
-    if not batch.ids:  # 16 silent frames, no transcript: never part of the loss
-        feats, feat_lens, texts = feats.new_zeros(1, 16, feats.size(2)), torch.tensor([16]), [""]
-    kept, n_skip, frames, oom = 0, 0, 0.0, 0
+    kept, oom, loss = 0, 0, None
     try:
-        with autocast(device, cfg.precision):
-            log_probs, out_lens = step_model(feats.to(device), feat_lens.to(device))
-        targets = [tokenizer.encode(t) for t in texts]
-        loss, kept, n_skip = ctc_loss(log_probs, out_lens, targets)
-        main_loss = loss.detach()  # what is logged: the last layer's CTC loss, comparable across runs
-        if inter_ctc is not None:
-            loss = inter_ctc.loss(loss, out_lens, targets)
-        if not batch.ids:  # the dummy utterance counts for nothing
-            frames, n_skip = 0.0, 0
-        else:
-            frames = float(out_lens.sum())
+        loss, main_loss, kept, n_skip, frames = _forward_loss(step_model, batch, tokenizer, cfg, device, inter_ctc,
+                                                              batcher)
     except RuntimeError as err:
         if not _is_out_of_memory(err):
             raise
-        oom, log_probs, out_lens, loss = 1, None, None, None
+        oom = 1
         log.warning("out of memory on a batch of %d utterances (%.1f s of audio, longest %.1f s): skipped",
                     len(batch.ids), audio, float(batch.durations.max()) if batch.ids else 0.0)
     global_kept, stop_count, global_oom = all_sum([kept, float(stop_requested), oom], ctx, device)
     if global_oom:  # every rank skips this step
         if not oom:
             log.warning("another process ran out of memory on its batch: step skipped on every process")
-        del log_probs, out_lens, loss
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        del loss
+        _free_memory(optimizer, device)
         return StepStats(audio_s=audio, oom_batches=oom), bool(stop_count)
-    nonfinite = 0
     try:
-        if global_kept:
-            scaled = loss * (ctx.world_size / global_kept)
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            if torch.isfinite(grad_norm):
-                scaler.step(optimizer) if scaler is not None else optimizer.step()
-            else:
-                nonfinite = 1
-                log.warning("non-finite gradient norm (%s): step skipped", float(grad_norm))
-            if scaler is not None:
-                scaler.update()
+        nonfinite, scaler_skipped = _backward_step(loss, global_kept, model, optimizer, scaler, cfg, ctx)
     except RuntimeError as err:
         if ctx.enabled or not _is_out_of_memory(err):
             raise
-        del log_probs, out_lens, loss
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        del loss
+        _free_memory(optimizer, device)
         log.warning("out of memory in the backward of a batch of %d utterances (%.1f s of audio, longest %.1f s): "
                     "skipped", len(batch.ids), audio, float(batch.durations.max()))
         return StepStats(audio_s=audio, oom_batches=1), bool(stop_count)
     loss_value = float(main_loss)
     loss_value = loss_value if math.isfinite(loss_value) else 0.0
-    return StepStats(loss_value, frames, audio, n_skip, 0, nonfinite), bool(stop_count)
+    return StepStats(loss_value, frames, audio, n_skip, 0, nonfinite, scaler_skipped), bool(stop_count)
+
+
+def _forward_loss(step_model, batch: Batch | AudioBatch, tokenizer, cfg: TrainConfig, device: torch.device,
+                  inter_ctc: InterCTC | None, batcher: FeatureBatcher | None) -> tuple:
+    """Log-mel (of an ``AudioBatch``), forward under autocast, CTC loss (with InterCTC's).
+
+    Returns:
+        (loss to back-propagate, the last layer's CTC loss (detached, logged), utterances in the
+        loss, utterances left out, output frames).
+    """
+    if isinstance(batch, AudioBatch):
+        batch = batcher.from_audio(batch, device)
+    feats, feat_lens, texts = batch.feats, batch.feat_lens, batch.texts
+    if not batch.ids:  # 16 silent frames, no transcript: never part of the loss
+        feats, feat_lens, texts = feats.new_zeros(1, 16, feats.size(2)), torch.tensor([16]), [""]
+    with autocast(device, cfg.precision):
+        log_probs, out_lens = step_model(feats.to(device), feat_lens.to(device))
+    targets = [tokenizer.encode(t) for t in texts]
+    loss, kept, n_skip = ctc_loss(log_probs, out_lens, targets)
+    main_loss = loss.detach()  # what is logged: the last layer's CTC loss, comparable across runs
+    if inter_ctc is not None:
+        loss = inter_ctc.loss(loss, out_lens, targets)
+    if not batch.ids:  # the dummy utterance counts for nothing
+        return loss, main_loss, kept, 0, 0.0
+    return loss, main_loss, kept, n_skip, float(out_lens.sum())
+
+
+def _backward_step(loss: torch.Tensor, global_kept: float, model: CTCModel, optimizer, scaler, cfg: TrainConfig,
+                   ctx: Dist) -> tuple[int, int]:
+    """Backward, clip, optimiser step unless the gradient norm is not finite.
+
+    Returns:
+        (1 if a non-finite norm skipped the step, 1 if the fp16 loss scaler skipped it for an overflow).
+    """
+    if not global_kept:
+        return 0, 0
+    scaled = loss * (ctx.world_size / global_kept)
+    if scaler is None:
+        scaled.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        if torch.isfinite(grad_norm):
+            optimizer.step()
+            return 0, 0
+        log.warning("non-finite gradient norm (%s): step skipped", float(grad_norm))
+        return 1, 0
+    scaler.scale(scaled).backward()
+    scaler.unscale_(optimizer)
+    try:
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        scaler.step(optimizer)  # skips the update when unscale_ found an inf/NaN gradient
+    finally:
+        scaler.update()  # lowers the scale after an overflow; after an OOM too, or the next unscale_ raises
+    return 0, int(not torch.isfinite(grad_norm))
+
+
+def _free_memory(optimizer, device: torch.device) -> None:
+    """After an out-of-memory batch: drop its gradients and hand cached CUDA blocks back."""
+    optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _scaler_skip_run(run: int, skipped: int, scale: float, warn_after: int) -> int:
+    """The run of consecutive fp16 loss-scaler skips after this step; warns once when it reaches ``warn_after``.
+
+    One skip is routine: the scaler met an overflow and halved its scale. A run of them means the
+    gradients are not finite at any scale (a NaN loss, a diverged model).
+    """
+    run = run + 1 if skipped else 0
+    if run == warn_after:
+        log.warning("%d fp16 steps in a row skipped by the loss scaler (scale now %g): the gradients may be "
+                    "non-finite at any scale", run, scale)
+    return run
