@@ -66,8 +66,9 @@ def greedy_search(log_probs: Tensor, lens: Tensor, tokenizer, frame_shift: float
             from the best path).
     """
     best, best_ids = log_probs.max(dim=-1)  # (B, T)
+    best, best_ids, lens = best.cpu(), best_ids.cpu(), lens.cpu()  # one copy per batch, not a sync per utterance
     if frame_shift is not None:
-        log_probs, best_ids = log_probs.detach().cpu(), best_ids.cpu()
+        log_probs = log_probs.detach().cpu()
         boundaries = WordBoundaries(tokenizer)
     hyps = []
     for b in range(log_probs.size(0)):
