@@ -164,7 +164,7 @@ class TrainConfig:
     num_threads: int = 0  # torch intra-op threads; 0 = all cores (shared out among torchrun's local ranks)
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when available); torchrun rank r uses cuda:LOCAL_RANK
     precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU/GPU) or "fp16" (autocast + loss scaling, GPU); CTC fp32
-    scaler_warn_skips: int = 10  # fp16: warn when the loss scaler skips this many steps in a row (one is routine; 0 = never)
+    scaler_warn_skips: int = 10  # fp16: warn after this many loss-scaler skips in a row (one is routine; 0 = never)
     log_every: int = 50  # steps between log lines
 
 

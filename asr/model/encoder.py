@@ -45,8 +45,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..config import EncoderConfig
 from ..masks import make_pad_mask
 
-__all__ = ["CELLS", "use_packed", "reverse_padded", "stack_lookahead", "RecurrentLayer", "LSTMLayer", "build_layer", "Dropout",
-           "RecurrentEncoder", "EncoderStream", "build_encoder"]
+__all__ = ["CELLS", "use_packed", "reverse_padded", "stack_lookahead", "RecurrentLayer", "LSTMLayer", "build_layer",
+           "Dropout", "RecurrentEncoder", "EncoderStream", "build_encoder"]
 
 CELLS = {
     "lstm": nn.LSTM,
@@ -55,7 +55,7 @@ CELLS = {
 }
 
 
-# One bidirectional single-layer call on packed input, per cell (the LSTM's is _packed_lstm).
+# One bidirectional single-layer call on packed input, per cell (the LSTM's takes an (h, c) pair: _VF.lstm).
 _PACKED_CALLS = {"gru": _VF.gru, "rnn": _VF.rnn_tanh}
 
 

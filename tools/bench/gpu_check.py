@@ -268,7 +268,8 @@ def training_rows(an4: Path, epochs: int, tmp: Path) -> tuple[list, Path]:
         model.cuda()
         wers[precision] = evaluate(model, tokenizer, test, FeatureBatcher(model.cfg.features), torch.device("cuda"),
                                    precision)["wer"]
-        rows.append((f"train {precision}" + (" (TF32 RNNs)" if precision == "fp32" else ""), f"{epochs} epochs in {seconds:.0f} s; test WER greedy {wers[precision]:.2f}",
+        label = f"train {precision}" + (" (TF32 RNNs)" if precision == "fp32" else "")
+        rows.append((label, f"{epochs} epochs in {seconds:.0f} s; test WER greedy {wers[precision]:.2f}",
                      ""))
     gap = abs(wers["fp32"] - wers["bf16"])
     rows.append(("bf16 vs fp32 WER", f"{gap:.2f} points apart", "ok" if gap <= 1.0 else "MORE than 1 point"))
@@ -320,8 +321,9 @@ def recognizer_row(model_path: Path, an4: Path) -> tuple[str, str, str]:
             texts[device] = [hyp.text for _, _, hyp in recognizer.decode_cuts(cuts)]
             seconds[device] = time.perf_counter() - started
     same = sum(a == b for a, b in zip(texts["cpu"], texts["cuda"]))
-    return ("Recognizer cuda", f"{same}/{len(texts['cpu'])} transcripts equal to the CPU's; "
-            f"{seconds['cpu'] / seconds['cuda']:.1f}x the CPU's speed", "ok" if same == len(texts["cpu"]) else "DIFFERENT")
+    total = len(texts["cpu"])
+    return ("Recognizer cuda", f"{same}/{total} transcripts equal to the CPU's; "
+            f"{seconds['cpu'] / seconds['cuda']:.1f}x the CPU's speed", "ok" if same == total else "DIFFERENT")
 
 
 def main() -> None:
