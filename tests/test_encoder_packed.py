@@ -9,7 +9,7 @@ from asr.config import EncoderConfig, ModelConfig, SpecAugmentConfig, Subsamplin
 from asr.model.ctc import CTCModel
 from asr.model.encoder import use_packed
 
-LENGTHS = {"odd": [17, 9, 13], "one": [11], "heavy-padding": [40, 3, 5]}
+LENGTHS = {"odd-heavy-padding": [17, 3, 40, 9], "one": [11]}
 
 
 def _model(cell: str, layers: int, factor: int) -> CTCModel:
