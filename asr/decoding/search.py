@@ -321,8 +321,9 @@ class BeamSearch:
         return self._hypothesis(self.decoder._to_hypo(best[:1])[0], None).text if best else ""
 
     def final(self, emissions: Tensor | None = None) -> Hypothesis:
-        """End the open utterance; its best hypothesis, with words when ``emissions`` (T, V) (every
-        frame ``step`` was given) and the frame shift are given, as ``__call__`` would return."""
+        """End the open utterance; its best hypothesis (n-best inside when asked), with words when
+        ``emissions`` (T, V) (every frame ``step`` was given) and the frame shift are given, as
+        ``__call__`` would return."""
         with_words = emissions is not None and self.options["frame_shift"] is not None
         if with_words:
             emissions = emissions.detach().to("cpu", torch.float32)
@@ -333,10 +334,13 @@ class BeamSearch:
             if with_words:
                 emissions = torch.cat([emissions, closing])  # (T + 1, V), as ``__call__`` aligns it
         self.decoder.decode_end()
-        best = self.decoder.get_final_hypothesis()
-        if not best:
+        results = self.decoder.get_final_hypothesis()
+        if not results:
             return Hypothesis([], "", float("-inf"))
-        return self._hypothesis(best[0], emissions if with_words else None)
+        best = self._hypothesis(results[0], emissions if with_words else None)
+        if self.options["nbest"] > 1:  # as ``__call__``: texts of the others, words for the best only
+            best = best._replace(nbest=(best, *(self._hypothesis(r, None) for r in results[1:])))
+        return best
 
     def _append_separator(self, emissions: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, V), (B,) -> (B, T + 1, V), lens + 1: frame ``lens[b]`` emits only the separator."""
