@@ -608,6 +608,7 @@ def _add_serve_parser(sub) -> None:
     _option(p, "--max-upload-s", cfg=ServerConfig, type=float, help="longest audio of one upload (seconds)")
     _option(p, "--max-transcriptions", cfg=ServerConfig, type=int, help="uploads transcribed at once (more: 503)")
     _option(p, "--phrase-lm-weight", cfg=ServerConfig, type=float, help="LM weight of a client's phrase_list")
+    _option(p, "--phrase-word-score", cfg=ServerConfig, type=float, help="score per word of a client's phrase_list")
     _add_stream_options(p)
     p.set_defaults(func=_serve)
 

@@ -126,6 +126,7 @@ class ServerConfig:
     max_client_alternatives: int = 20  # largest "max_alternatives" a client may ask for
     max_phrases: int = 1000  # longest "phrase_list" a client may send
     phrase_lm_weight: float = 5.0  # weight of a phrase list's n-gram: high, the list dominates the acoustics
+    phrase_word_score: float = 5.0  # added per word of a phrase list's search: offsets the high weight's cost
     phrase_lm_order: int = 3  # n-gram order of a phrase list's model
 
 

@@ -407,7 +407,7 @@ def test_phrase_list_restricts_words_and_words_0_leaves_them_out(prototype, pcm)
 
     digits = "zero one two three four five six seven eight nine oh"
     cfg = ServerConfig()
-    phrases = PhraseSearch([digits], TOKENIZER, cfg.phrase_lm_weight, cfg.phrase_lm_order)
+    phrases = PhraseSearch([digits], TOKENIZER, cfg.phrase_lm_weight, cfg.phrase_word_score, cfg.phrase_lm_order)
     expected = [r.text for r in _segments(prototype.fork(phrases.search), pcm[0], 8000)]
     phrases.close()
     config = {"phrase_list": [digits], "sample_rate": 16000.0, "words": 0}  # test_words.py's config

@@ -55,6 +55,7 @@ class PhraseSearch:
         phrases: the phrase list; words the model cannot spell are dropped with a log line.
         tokenizer: the model's tokenizer.
         lm_weight: weight of the phrases' n-gram (high: the list dominates the acoustics).
+        word_score: added per word: offsets the LM's cost of a word, which a high weight makes large.
         order: n-gram order of the phrases' model.
         beam_size, nbest, frame_shift: as for ``BeamSearch``.
 
@@ -62,7 +63,7 @@ class PhraseSearch:
         ValueError: no word of the list can be spelled with the model's units.
     """
 
-    def __init__(self, phrases: list[str], tokenizer, lm_weight: float, order: int,
+    def __init__(self, phrases: list[str], tokenizer, lm_weight: float, word_score: float, order: int,
                  beam_size: int = SearchConfig.beam_size, nbest: int = SearchConfig.nbest,
                  frame_shift: float | None = None):
         lexicon, unspellable = phrase_lexicon(phrases, tokenizer)
@@ -80,7 +81,7 @@ class PhraseSearch:
             build_lm(text, self.dir / "phrases.arpa", order=order)
             write_lexicon(lexicon, self.dir / "lexicon.txt")
             self.search = BeamSearch(tokenizer, beam_size, lexicon=self.dir / "lexicon.txt",
-                                     lm=self.dir / "phrases.arpa", lm_weight=lm_weight, nbest=nbest,
+                                     lm=self.dir / "phrases.arpa", lm_weight=lm_weight, word_score=word_score, nbest=nbest,
                                      frame_shift=frame_shift)
         except Exception:
             self.close()

@@ -1,16 +1,23 @@
-"""``asr serve``: live recognition over WebSocket, speaking the Vosk server protocol.
+"""``asr serve``: live recognition over WebSocket, speaking the Vosk server protocol, beside a web page.
 
-A Vosk client works unchanged. Per connection (one ``Stream`` each, ``asr.inference.stream``):
+One port serves the page, ``POST /transcribe`` and the WebSocket (``asr.inference.web``: the HTTP
+side and its checks). A Vosk client works unchanged. Per connection (one ``Stream`` each,
+``asr.inference.stream``):
 
-* optional first message ``{"config": {"sample_rate": N}}`` (text; also ``"words"`` true/false and
-  ``"max_alternatives": 0``); without it the audio is at ``ServerConfig.sample_rate``;
+* optional first message ``{"config": {...}}`` (text), Vosk's fields: ``sample_rate`` (without it
+  the audio is at ``ServerConfig.sample_rate``), ``words`` (true/false: results with or without
+  their word list), ``max_alternatives`` (N > 0: final results as Vosk's ``{"alternatives": [{"text",
+  "confidence", "result"?}, ...]}``, the beam search's n-best with its scores, words for the best),
+  ``phrase_list`` (recognition restricted to the listed phrases: ``asr.decoding.phrases``); other
+  fields (Vosk's ``model``, ...) are ignored with one log line, as Vosk ignores them;
 * binary messages of 16-bit little-endian mono PCM, each answered with ``{"partial": TEXT}`` or,
   when a segment ended (``StreamConfig`` endpointing), ``{"result": [{"word", "start", "end",
   "conf"}, ...], "text": TEXT}`` (times in seconds from the start of the connection's audio);
+* ``{"reset": 1}``: answered with the final result of the audio so far; the session goes on;
 * ``{"eof": 1}``: answered with the final result (``{"text": ""}`` when nothing was said), then
   the server closes the connection.
 
-Bad input (malformed JSON, unknown fields, odd-length frames, unsupported rates, a flood of tiny
+Bad input (malformed JSON, bad field values, odd-length frames, unsupported rates, a flood of tiny
 frames, silence past the idle timeout, one session too many) gets ``{"error": MESSAGE}`` and a close with a matching
 code; a frame over ``max_frame_bytes`` is closed by the WebSocket layer (1009). Other sessions go
 on. The protocol logic (``Session``) knows nothing of sockets; ``run_server`` wires it to
@@ -19,10 +26,13 @@ a step due (``min_step_ms`` of audio in) are collected and stepped together (``s
 features and search per session, one batched encoder forward for all), up to ``max_batch`` at
 once, with up to ``workers`` batches running in a thread pool. A batch takes every step that came
 in while the workers were busy, so batches grow with the load; ``batch_wait_ms`` > 0 also holds a
-step back that long for others to join.
+step back that long for others to join. A model that cannot stream serves the page and uploads;
+its WebSocket clients are told why not (1003).
 
 Cost: each session holds one ``Stream`` (see there) and up to ``min_step_ms`` of audio; at most
-``max_sessions`` at once. Streams share the model weights and a beam search's loaded LM.
+``max_sessions`` at once. Streams share the model weights and a beam search's loaded LM; a session
+with a phrase list or alternatives has a search of its own (a phrase list: a lexicon, an n-gram
+and a KenLM load, milliseconds for tens of phrases).
 """
 
 from __future__ import annotations
@@ -235,7 +245,7 @@ class Session:
         prototype, nbest = self.prototype, max(self.alternatives, 1)
         if self.phrases is not None:
             phrases = PhraseSearch(self.phrases, prototype.tokenizer, self.cfg.phrase_lm_weight,
-                                   self.cfg.phrase_lm_order, nbest=nbest)
+                                   self.cfg.phrase_word_score, self.cfg.phrase_lm_order, nbest=nbest)
             try:
                 return prototype.fork(phrases.search)
             finally:

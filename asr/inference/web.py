@@ -28,6 +28,7 @@ run at once, in threads of their own, beside the live sessions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.parser
 import email.policy
 import hmac
@@ -71,6 +72,7 @@ _HEADERS = {  # on every answer
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 _RAW_TYPES = ("audio/", "application/octet-stream")  # bodies taken as the audio file itself
 _READ_BLOCK = 1 << 16
+_LINGER_S = 1.0  # longest wait for the rest of a refused request before closing
 
 
 class HttpError(Exception):
@@ -311,6 +313,7 @@ class HttpFront:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection: one request, its answer (or the WebSocket relay), then close."""
+        refused = False
         try:
             request = await read_request(reader, self.cfg.idle_timeout_s)
             if request is None:
@@ -323,11 +326,12 @@ class HttpFront:
         except HttpError as err:
             log.info("HTTP %d: %s", err.status, err)
             writer.write(_json_answer(err.status, {"error": str(err)}))
+            refused = True
         except Exception as err:  # a bug must cost this request only
             log.exception("HTTP request failed")
             writer.write(_json_answer(500, {"error": f"internal error: {err}"}))
         finally:
-            await self._close(writer)
+            await self._close(writer, reader if refused else None)
 
     async def _route(self, request: Request, reader: asyncio.StreamReader) -> bytes:
         method, path = request.method, request.path
@@ -356,9 +360,18 @@ class HttpFront:
         await asyncio.gather(_pump(reader, inner_writer), _pump(inner_reader, writer))
 
     @staticmethod
-    async def _close(writer: asyncio.StreamWriter) -> None:
+    async def _close(writer: asyncio.StreamWriter, unread: asyncio.StreamReader | None = None) -> None:
+        """Send what is written and close; with ``unread`` (a refused request whose body may still be
+        coming), first read and drop it for up to ``_LINGER_S``: closing on unread data resets the
+        connection, and the client may lose the answer."""
         try:
             await writer.drain()
+            if unread is not None and writer.can_write_eof():
+                writer.write_eof()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_LINGER_S):
+                        while await unread.read(_READ_BLOCK):
+                            pass
             writer.close()
             await writer.wait_closed()
         except (ConnectionError, OSError):
