@@ -33,6 +33,7 @@ function setMic(running) {
   mic.setAttribute("aria-label", label);
   mic.setAttribute("aria-pressed", String(running));
   $("mic-text").textContent = label;
+  $("partial").classList.toggle("live", running);  // keeps its line while listening
 }
 
 function onMessage(event) {
