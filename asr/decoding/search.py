@@ -302,6 +302,14 @@ class BeamSearch:
         tokens = [t for t in tokens if t != self._sil_id]  # ctc_decoder already drops blanks
         return Hypothesis(tokens, text, float(result.score), words)
 
+    def _best(self, results, emissions: Tensor | None) -> Hypothesis:
+        """The best of an utterance's decoder results, the n-best inside when more than one was asked
+        for (words for the best only: the others are texts)."""
+        best = self._hypothesis(results[0], emissions)
+        if self.options["nbest"] > 1:
+            best = best._replace(nbest=(best, *(self._hypothesis(r, None) for r in results[1:])))
+        return best
+
     # -- incremental decoding, for a live stream (asr.inference.stream) -------------------------------
     def fork(self) -> BeamSearch:
         """The same search with a decoder of its own (its own incremental state), sharing the loaded LM."""
@@ -337,10 +345,7 @@ class BeamSearch:
         results = self.decoder.get_final_hypothesis()
         if not results:
             return Hypothesis([], "", float("-inf"))
-        best = self._hypothesis(results[0], emissions if with_words else None)
-        if self.options["nbest"] > 1:  # as ``__call__``: texts of the others, words for the best only
-            best = best._replace(nbest=(best, *(self._hypothesis(r, None) for r in results[1:])))
-        return best
+        return self._best(results, emissions if with_words else None)
 
     def _append_separator(self, emissions: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, V), (B,) -> (B, T + 1, V), lens + 1: frame ``lens[b]`` emits only the separator."""
@@ -364,11 +369,7 @@ class BeamSearch:
             if not results:
                 hyps.append(Hypothesis([], "", float("-inf")))
                 continue
-            utterance = emissions[b, : int(lens[b])] if with_words else None
-            best = self._hypothesis(results[0], utterance)  # words for the best only: the n-best are texts
-            if self.options["nbest"] > 1:
-                best = best._replace(nbest=(best, *(self._hypothesis(r, None) for r in results[1:])))
-            hyps.append(best)
+            hyps.append(self._best(results, emissions[b, : int(lens[b])] if with_words else None))
         return hyps
 
 

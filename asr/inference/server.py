@@ -526,7 +526,7 @@ def serve(model_path: str | Path, cfg: ServerConfig | None = None, stream_cfg: S
     recognizer = Recognizer(loaded.model, loaded.tokenizer, loaded.search, model_path=loaded.model_path,
                             calibrator=loaded.calibrator)
     prototype = None
-    if loaded.model.encoder.streamable:
+    if getattr(getattr(loaded.model, "encoder", None), "streamable", False):  # an ONNX export has no encoder
         prototype = Stream(loaded.model, loaded.tokenizer, stream_cfg, loaded.search, calibrator=loaded.calibrator)
     else:
         log.warning("%s cannot stream (a full-utterance bidirectional encoder): serving the page and POST "
