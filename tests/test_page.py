@@ -154,8 +154,8 @@ def _assert_same_audio(received: np.ndarray, played: np.ndarray) -> None:
     assert similarity > 0.95, similarity  # 0.99 measured: not bit-exact, the fake device resamples inside
 
 
-def test_file_upload_shows_asr_transcribe_text_downloads_and_fits_a_phone(wav, tmp_path, prototype,  # noqa: F811
-                                                                         lc_file):
+def test_file_upload_shows_asr_transcribe_text_downloads_and_fits_a_phone_with_a_token(wav, tmp_path,  # noqa: F811
+                                                                                      prototype):
     model = CTCModel(ModelConfig(encoder=EncoderConfig(num_layers=1, hidden_size=16)), len(TOKENIZER.units))
     save_atomic(model_package(model, TOKENIZER), tmp_path / "offline.pt")
     expected = _expected_json(tmp_path / "offline.pt", wav, tmp_path)
@@ -167,8 +167,8 @@ def test_file_upload_shows_asr_transcribe_text_downloads_and_fits_a_phone(wav, t
             browser.find_element(By.ID, "mic").click()
             _wait(browser, lambda b: "microphone was refused" in b.find_element(By.ID, "status").text,
                   "said the microphone was refused")
-        with _server(None, Recognizer.from_pretrained(tmp_path / "offline.pt", device="cpu")) as uri:
-            browser.get(_http_page(uri))
+        with _server(None, Recognizer.from_pretrained(tmp_path / "offline.pt", device="cpu"), token="t0k") as uri:
+            browser.get(_http_page(uri) + "?token=t0k")  # the page's later requests carry its cookie
             _wait(browser, lambda b: "streaming model" in b.find_element(By.ID, "mic-note").text,
                   "explained that live recognition needs a streaming model")
             browser.find_element(By.ID, "file").send_keys(str(wav))
