@@ -125,7 +125,7 @@ class ServerConfig:
     max_head_bytes: int = 16384  # largest HTTP request line and headers (431 beyond)
     max_client_alternatives: int = 20  # largest "max_alternatives" a client may ask for
     max_phrases: int = 1000  # longest "phrase_list" a client may send
-    phrase_lm_weight: float = 2.0  # weight of a phrase list's n-gram (AN4 dev grid: tools/bench/phrase_list_an4.py)
+    phrase_lm_weight: float = 3.0  # weight of a phrase list's n-gram (AN4 dev grid: tools/bench/phrase_list_an4.py)
     phrase_word_score: float = 5.0  # added per word of a phrase list's search: offsets the LM's cost of a word
     phrase_lm_order: int = 3  # n-gram order of a phrase list's model
 

@@ -58,13 +58,21 @@ async function pcmNode(context, stream) {
 }
 
 // The context is made inside the click (browsers let audio start on a user's gesture), at 16 kHz: the
-// browser resamples the microphone. A browser that cannot connects it at its own rate; the server resamples.
+// browser resamples the microphone. A browser that cannot uses its own rate; the server resamples.
+function newContext() {
+  try {
+    return new AudioContext({sampleRate: 16000});
+  } catch (err) {
+    return new AudioContext();
+  }
+}
+
 async function openMicrophone(context) {
   const stream = await navigator.mediaDevices.getUserMedia(
     {audio: {channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
   try {
     return {stream, context, node: await pcmNode(context, stream)};
-  } catch (err) {
+  } catch (err) {  // e.g. a microphone at another rate that this browser will not connect
     context.close();
     const native = new AudioContext();
     return {stream, context: native, node: await pcmNode(native, stream)};
@@ -85,12 +93,12 @@ async function start() {
     return;
   }
   say($("status"), "Starting the microphone…");
-  const context = new AudioContext({sampleRate: 16000});
+  const context = newContext();
   let audio;
   try {
     audio = await openMicrophone(context);
   } catch (err) {
-    context.close();
+    context.close().catch(() => {});  // already closed by a fallback that failed too
     say($("status"), microphoneError(err), true);
     return;
   }
