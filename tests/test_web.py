@@ -143,13 +143,12 @@ def test_bad_uploads_get_a_4xx_and_one_line_while_others_are_served(lc_file, wav
         answers, good = asyncio.run(main(uri))
         busy = _busy_answers(uri, audio)
         after = _http(uri, "POST", "/transcribe", audio, {"Content-Type": "audio/wav"})
-        again = asyncio.run(asyncio.wait_for(_vosk_client(uri, pcm[1]), TIMEOUT))
     for (name, (status, words, _)), (got, body) in zip(cases.items(), answers):
         error = json.loads(body)["error"]
         assert got == status and words in error and "\n" not in error and "asr-upload" not in error, (name, error)
     assert busy == (503, 200)
     assert after[0] == 200 and json.loads(after[2])["text"] == _expected_json(lc_file, wav, tmp_path)["text"]
-    assert _finals(good) == expected and _finals(again) == expected
+    assert _finals(good) == expected
 
 
 def _post_bytes(body: bytes, headers: dict | None = None) -> bytes:
@@ -193,11 +192,11 @@ def test_token_is_needed_on_the_page_the_websocket_and_the_upload(prototype, pcm
         cookie = page[1]["Set-Cookie"].split(";")[0]
         with_cookie = _http(uri, "GET", "/app.js", headers={"Cookie": cookie})[0]
         bearer = _http(uri, "POST", "/transcribe", wav.read_bytes(), {**headers, "Authorization": "Bearer s3cret"})
-        good = asyncio.run(asyncio.wait_for(_vosk_client(f"{uri}/?token=s3cret", pcm[1]), TIMEOUT))
+        good = asyncio.run(asyncio.wait_for(_vosk_client(f"{uri}/?token=s3cret", pcm[1][:16000]), TIMEOUT))
     assert refused == [401, 401, 401]
     assert page[0] == 200 and "HttpOnly" in page[1]["Set-Cookie"] and "SameSite=Strict" in page[1]["Set-Cookie"]
     assert with_cookie == 200 and bearer[0] == 200
-    assert _finals(good) == _direct(prototype, pcm[1])
+    assert _finals(good) == _direct(prototype, pcm[1][:16000])
 
 
 def test_cross_origin_requests_and_foreign_hosts_are_refused(prototype, wav):
