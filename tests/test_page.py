@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest
