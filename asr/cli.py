@@ -584,8 +584,10 @@ def _stream(args) -> None:
 
 
 def _add_serve_parser(sub) -> None:
-    p = sub.add_parser("serve", help="WebSocket server speaking the Vosk protocol: live partial and final results")
-    p.add_argument("model", type=Path, help="a streamable model (unidirectional or LC-BLSTM): folder, file or hub id")
+    p = sub.add_parser("serve", help="a web page, POST /transcribe and the Vosk WebSocket protocol (live partial and "
+                       "final results) on one port")
+    p.add_argument("model", type=Path, help="a model: folder, file or hub id; live recognition needs a streamable one "
+                   "(unidirectional or LC-BLSTM), the page and uploads take any")
     _option(p, "--host", cfg=ServerConfig, help="address to listen on")
     _option(p, "--port", cfg=ServerConfig, type=int, help="port to listen on (0: a free one, logged)")
     _option(p, "--sample-rate", cfg=ServerConfig, type=int, help="PCM rate of clients that send no config")
@@ -600,6 +602,13 @@ def _add_serve_parser(sub) -> None:
     _option(p, "--max-batch", cfg=ServerConfig, type=int, help="sessions' model steps run as one batch at most")
     _option(p, "--batch-wait-ms", cfg=ServerConfig, type=float, help="longest wait of a model step for others to "
             "batch with (0: batch only the steps that queued while the workers were busy)")
+    _option(p, "--token", cfg=ServerConfig, help="required on the page (open the address printed), the WebSocket "
+            "(?token=) and uploads; set it when the server listens beyond the loopback")
+    _option(p, "--max-upload-bytes", cfg=ServerConfig, type=int, help="largest POST /transcribe body")
+    _option(p, "--max-upload-s", cfg=ServerConfig, type=float, help="longest audio of one upload (seconds)")
+    _option(p, "--max-transcriptions", cfg=ServerConfig, type=int, help="uploads transcribed at once (more: 503)")
+    _option(p, "--phrase-lm-weight", cfg=ServerConfig, type=float, help="LM weight of a client's phrase_list")
+    _option(p, "--phrase-word-score", cfg=ServerConfig, type=float, help="score per word of a client's phrase_list")
     _add_stream_options(p)
     p.set_defaults(func=_serve)
 

@@ -118,6 +118,16 @@ class ServerConfig:
     torch_threads: int = 1  # torch intra-op threads of each step (the workers give the parallelism)
     max_batch: int = 64  # sessions whose due model steps run as one batch (one encoder forward) at most
     batch_wait_ms: float = 0.0  # a due step waits up to this for others to join (0: batch what queued while busy)
+    token: str = ""  # when set, the page, the WebSocket and POST /transcribe need it (?token=, cookie or Bearer)
+    max_upload_bytes: int = 200 << 20  # largest POST /transcribe body (413 beyond)
+    max_upload_s: float = 3600.0  # longest audio of one upload in seconds (413 beyond)
+    max_transcriptions: int = 1  # uploads transcribed at once; one more is told 503 (busy)
+    max_head_bytes: int = 16384  # largest HTTP request line and headers (431 beyond)
+    max_client_alternatives: int = 20  # largest "max_alternatives" a client may ask for
+    max_phrases: int = 1000  # longest "phrase_list" a client may send
+    phrase_lm_weight: float = 3.0  # weight of a phrase list's n-gram (AN4 dev grid: tools/bench/phrase_list_an4.py)
+    phrase_word_score: float = 5.0  # added per word of a phrase list's search: offsets the LM's cost of a word
+    phrase_lm_order: int = 3  # n-gram order of a phrase list's model
 
 
 @dataclass

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -71,13 +72,13 @@ def _direct(prototype: Stream, pcm: bytes, rate: int = 16000) -> list[dict]:
 
 
 @contextlib.contextmanager
-def _server(prototype: Stream, **limits):
+def _server(prototype: Stream | None, recognizer=None, **limits):
     """``run_server`` on a free loopback port in a thread; yields the URI, stops it on exit."""
     cfg = ServerConfig(port=0, **limits)
     loop, ports = asyncio.new_event_loop(), queue.Queue()
     stop = loop.create_future()
-    thread = threading.Thread(target=loop.run_until_complete, args=(run_server(prototype, cfg, ports.put, stop),),
-                              daemon=True)
+    thread = threading.Thread(target=loop.run_until_complete,
+                              args=(run_server(prototype, cfg, ports.put, stop, recognizer),), daemon=True)
     thread.start()
     try:
         yield f"ws://127.0.0.1:{ports.get(timeout=TIMEOUT)}"
@@ -140,10 +141,8 @@ async def _bad_client(uri: str, case: str, pcm: bytes) -> tuple[list, int | None
     with contextlib.suppress(ConnectionClosed):  # the server may close while we still send
         if case == "malformed json":
             await ws.send('{"config": {"sample_rate": 16000')
-        elif case == "unknown field":
-            await ws.send(json.dumps({"config": {"sample_rate": 16000, "language": "en"}}))
         elif case == "unknown message":
-            await ws.send(json.dumps({"reset": 1}))
+            await ws.send(json.dumps({"flush": 1}))
         elif case == "odd-length frame":
             await ws.send(pcm[:1001])
         elif case == "oversized frame":
@@ -171,7 +170,6 @@ async def _bad_client(uri: str, case: str, pcm: bytes) -> tuple[list, int | None
 
 BAD_CASES = {  # case: (close code, words of the error message; None: no error message)
     "malformed json": (1007, "malformed JSON"),
-    "unknown field": (1008, "unknown field(s) language"),
     "unknown message": (1008, 'expected {"config"'),
     "odd-length frame": (1007, "1001 bytes"),
     "oversized frame": (1009, None),  # the WebSocket layer refuses it before the session sees it
@@ -329,7 +327,7 @@ def _wait_for(lines: queue.Queue, pattern: str) -> re.Match:
 def test_cli_serves_and_shuts_down_gracefully_on_sigterm(model_file, pcm, prototype):
     process, lines = _start(model_file, "--port", "0", "--max-segment", "1", "--endpoint-silence-ms", "0")
     try:
-        port = int(_wait_for(lines, r"listening on ws://127\.0\.0\.1:(\d+)").group(1))
+        port = int(_wait_for(lines, r"listening on http://127\.0\.0\.1:(\d+)/ ").group(1))
         uri = f"ws://127.0.0.1:{port}"
         done = asyncio.run(asyncio.wait_for(_vosk_client(uri, pcm[1]), TIMEOUT))
         assert _finals(done) == _direct(prototype, pcm[1])
@@ -355,10 +353,96 @@ def test_cli_serves_and_shuts_down_gracefully_on_sigterm(model_file, pcm, protot
             process.wait()
 
 
-def test_cli_refuses_a_model_that_cannot_stream(tmp_path):
-    model = CTCModel(ModelConfig(encoder=EncoderConfig(num_layers=1, hidden_size=8)), len(TOKENIZER.units))
-    save_atomic(model_package(model, TOKENIZER), tmp_path / "bi.pt")
-    run = subprocess.run([sys.executable, "-m", "asr.cli", "serve", tmp_path / "bi.pt", "--port", "0"],
-                         capture_output=True, text=True, timeout=TIMEOUT)
-    err = run.stderr.strip().splitlines()
-    assert run.returncode == 1 and len(err) == 1 and "cannot stream" in err[0], run.stderr
+# -- the Vosk project's example clients' flows (websocket/test_alternatives.py, test_words.py) -------------------
+async def _flow_client(uri: str, config: dict, pcm: bytes, chunk: int = CHUNK, reset_at: int | None = None) -> list:
+    """Config, ``chunk``-byte audio messages with one reply each, an optional ``{"reset": 1}`` before
+    byte ``reset_at``, eof; every reply."""
+    replies = []
+    async with connect(uri) as ws:
+        await ws.send(json.dumps({"config": config}))
+        for i in range(0, len(pcm), chunk):
+            if i == reset_at:
+                await ws.send('{"reset" : 1}')
+                replies.append(json.loads(await ws.recv()))
+            await ws.send(pcm[i : i + chunk])
+            replies.append(json.loads(await ws.recv()))
+        await ws.send('{"eof" : 1}')
+        replies.append(json.loads(await ws.recv()))
+    return replies
+
+
+def _segments(stream: Stream, pcm: bytes, chunk: int = CHUNK) -> list:
+    """Every ``StreamResult`` of ``stream`` fed ``pcm`` in chunks."""
+    results = []
+    for i in range(0, len(pcm), chunk):
+        stream.accept_waveform(np.frombuffer(pcm[i : i + chunk], dtype="<i2").copy(), 16000)
+        results += stream.result()
+    return results + stream.finish()
+
+
+def test_max_alternatives_gives_the_beam_n_best_in_vosk_shape(prototype, pcm):
+    from asr.decoding.search import BeamSearch
+
+    chunk = 6400  # 0.2 s, as test_alternatives.py sends
+    expected = _segments(prototype.fork(BeamSearch(TOKENIZER, nbest=20)), pcm[0], chunk)
+    best = _segments(prototype.fork(BeamSearch(TOKENIZER)), pcm[0], chunk)
+    with _server(prototype) as uri:
+        replies = asyncio.run(asyncio.wait_for(_flow_client(uri, {"max_alternatives": 20, "sample_rate": 16000},
+                                                            pcm[0], chunk), TIMEOUT))
+    finals = [r["alternatives"] for r in replies if "alternatives" in r]
+    assert len(finals) >= 2 and all("partial" in r for r in replies if "alternatives" not in r)
+    assert " ".join(a[0]["text"] for a in finals if a[0]["text"]) == " ".join(r.text for r in best)
+    by_text = {r.nbest[0][0]: r for r in expected}
+    several = [a for a in finals if len(a) > 1]
+    assert several, "a beam of 16 should offer more than one text"
+    for alternatives in several:
+        segment = by_text[alternatives[0]["text"]]
+        assert [(a["text"], a["confidence"]) for a in alternatives] == [(t, round(s, 3)) for t, s in segment.nbest]
+        assert alternatives[0]["result"] == [word_row(w) for w in segment.words]
+        assert all("result" not in a for a in alternatives[1:]) and len(alternatives) <= 20
+
+
+def test_phrase_list_restricts_words_and_words_0_leaves_them_out(prototype, pcm):
+    from asr.decoding.phrases import PhraseSearch
+
+    digits = "zero one two three four five six seven eight nine oh"
+    cfg = ServerConfig()
+    phrases = PhraseSearch([digits], TOKENIZER, cfg.phrase_lm_weight, cfg.phrase_word_score, cfg.phrase_lm_order)
+    expected = [r.text for r in _segments(prototype.fork(phrases.search), pcm[0], 8000)]
+    phrases.close()
+    config = {"phrase_list": [digits], "sample_rate": 16000.0, "words": 0}  # test_words.py's config
+    with _server(prototype) as uri:
+        replies = asyncio.run(asyncio.wait_for(_flow_client(uri, config, pcm[0], 8000), TIMEOUT))
+    finals = [r for r in replies if r.get("text")]
+    assert finals and all(set(r) == {"text"} for r in finals)
+    assert [r["text"] for r in finals] == expected
+    assert set(" ".join(expected).split()) <= set(digits.split())
+
+
+def test_unknown_config_fields_are_ignored_with_one_log_line(prototype, pcm, caplog):
+    config = {"sample_rate": 16000, "model": "vosk-model-en-us", "language": "en"}
+    with _server(prototype) as uri, caplog.at_level("INFO", logger="asr.inference.server"):
+        replies = asyncio.run(asyncio.wait_for(_flow_client(uri, config, pcm[1]), TIMEOUT))
+    assert _finals(replies) == _direct(prototype, pcm[1])
+    assert [r.message for r in caplog.records if "unknown" in r.message] == \
+        ["config: ignoring unknown field(s) language, model"]
+
+
+def test_reset_returns_the_final_result_and_the_session_goes_on(prototype, pcm):
+    half = len(pcm[0]) // 2 // CHUNK * CHUNK
+    stream = prototype.fork()
+    for i in range(0, half, CHUNK):
+        stream.accept_waveform(np.frombuffer(pcm[0][i : i + CHUNK], dtype="<i2").copy(), 16000)
+    stream.result()
+    at_end_of_first_half = " ".join(r.text for r in stream.finish() if r.text)
+    second = _segments(prototype.fork(), pcm[0][half:])
+    with _server(prototype) as uri:
+        replies = asyncio.run(asyncio.wait_for(_flow_client(uri, {"sample_rate": 16000}, pcm[0], reset_at=half),
+                                               TIMEOUT))
+    assert replies[half // CHUNK] == {"text": at_end_of_first_half} or \
+        replies[half // CHUNK]["text"] == at_end_of_first_half != ""
+    after = [r for r in replies[half // CHUNK + 1 :] if r.get("text")]
+    assert [r["text"] for r in after] == [r.text for r in second if r.text]
+    shift = half / 2 / 16000  # seconds of audio before the reset: times go on from the connection's start
+    assert after[0]["result"] == [word_row(replace(w, start=w.start + shift, end=w.end + shift))
+                                  for w in second[0].words]

@@ -303,6 +303,14 @@ class BeamSearch:
         tokens = [t for t in tokens if t != self._sil_id]  # ctc_decoder already drops blanks
         return Hypothesis(tokens, text, float(result.score), words)
 
+    def _best(self, results, emissions: Tensor | None) -> Hypothesis:
+        """The best of an utterance's decoder results, the n-best inside when more than one was asked
+        for (words for the best only: the others are texts)."""
+        best = self._hypothesis(results[0], emissions)
+        if self.options["nbest"] > 1:
+            best = best._replace(nbest=(best, *(self._hypothesis(r, None) for r in results[1:])))
+        return best
+
     # -- incremental decoding, for a live stream (asr.inference.stream) -------------------------------
     def fork(self) -> BeamSearch:
         """The same search with a decoder of its own (its own incremental state), sharing the loaded LM."""
@@ -322,8 +330,9 @@ class BeamSearch:
         return self._hypothesis(self.decoder._to_hypo(best[:1])[0], None).text if best else ""
 
     def final(self, emissions: Tensor | None = None) -> Hypothesis:
-        """End the open utterance; its best hypothesis, with words when ``emissions`` (T, V) (every
-        frame ``step`` was given) and the frame shift are given, as ``__call__`` would return."""
+        """End the open utterance; its best hypothesis (n-best inside when asked), with words when
+        ``emissions`` (T, V) (every frame ``step`` was given) and the frame shift are given, as
+        ``__call__`` would return."""
         with_words = emissions is not None and self.options["frame_shift"] is not None
         if with_words:
             emissions = emissions.detach().to("cpu", torch.float32)
@@ -334,10 +343,10 @@ class BeamSearch:
             if with_words:
                 emissions = torch.cat([emissions, closing])  # (T + 1, V), as ``__call__`` aligns it
         self.decoder.decode_end()
-        best = self.decoder.get_final_hypothesis()
-        if not best:
+        results = self.decoder.get_final_hypothesis()
+        if not results:
             return Hypothesis([], "", float("-inf"))
-        return self._hypothesis(best[0], emissions if with_words else None)
+        return self._best(results, emissions if with_words else None)
 
     def _append_separator(self, emissions: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, V), (B,) -> (B, T + 1, V), lens + 1: frame ``lens[b]`` emits only the separator."""
@@ -361,11 +370,7 @@ class BeamSearch:
             if not results:
                 hyps.append(Hypothesis([], "", float("-inf")))
                 continue
-            utterance = emissions[b, : int(lens[b])] if with_words else None
-            best = self._hypothesis(results[0], utterance)  # words for the best only: the n-best are texts
-            if self.options["nbest"] > 1:
-                best = best._replace(nbest=(best, *(self._hypothesis(r, None) for r in results[1:])))
-            hyps.append(best)
+            hyps.append(self._best(results, emissions[b, : int(lens[b])] if with_words else None))
         return hyps
 
 

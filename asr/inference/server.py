@@ -1,16 +1,23 @@
-"""``asr serve``: live recognition over WebSocket, speaking the Vosk server protocol.
+"""``asr serve``: live recognition over WebSocket, speaking the Vosk server protocol, beside a web page.
 
-A Vosk client works unchanged. Per connection (one ``Stream`` each, ``asr.inference.stream``):
+One port serves the page, ``POST /transcribe`` and the WebSocket (``asr.inference.web``: the HTTP
+side and its checks). A Vosk client works unchanged. Per connection (one ``Stream`` each,
+``asr.inference.stream``):
 
-* optional first message ``{"config": {"sample_rate": N}}`` (text; also ``"words"`` true/false and
-  ``"max_alternatives": 0``); without it the audio is at ``ServerConfig.sample_rate``;
+* optional first message ``{"config": {...}}`` (text), Vosk's fields: ``sample_rate`` (without it
+  the audio is at ``ServerConfig.sample_rate``), ``words`` (true/false: results with or without
+  their word list), ``max_alternatives`` (N > 0: final results as Vosk's ``{"alternatives": [{"text",
+  "confidence", "result"?}, ...]}``, the beam search's n-best with its scores, words for the best),
+  ``phrase_list`` (recognition restricted to the listed phrases: ``asr.decoding.phrases``); other
+  fields (Vosk's ``model``, ...) are ignored with one log line, as Vosk ignores them;
 * binary messages of 16-bit little-endian mono PCM, each answered with ``{"partial": TEXT}`` or,
   when a segment ended (``StreamConfig`` endpointing), ``{"result": [{"word", "start", "end",
   "conf"}, ...], "text": TEXT}`` (times in seconds from the start of the connection's audio);
+* ``{"reset": 1}``: answered with the final result of the audio so far; the session goes on;
 * ``{"eof": 1}``: answered with the final result (``{"text": ""}`` when nothing was said), then
   the server closes the connection.
 
-Bad input (malformed JSON, unknown fields, odd-length frames, unsupported rates, a flood of tiny
+Bad input (malformed JSON, bad field values, odd-length frames, unsupported rates, a flood of tiny
 frames, silence past the idle timeout, one session too many) gets ``{"error": MESSAGE}`` and a close with a matching
 code; a frame over ``max_frame_bytes`` is closed by the WebSocket layer (1009). Other sessions go
 on. The protocol logic (``Session``) knows nothing of sockets; ``run_server`` wires it to
@@ -19,10 +26,13 @@ a step due (``min_step_ms`` of audio in) are collected and stepped together (``s
 features and search per session, one batched encoder forward for all), up to ``max_batch`` at
 once, with up to ``workers`` batches running in a thread pool. A batch takes every step that came
 in while the workers were busy, so batches grow with the load; ``batch_wait_ms`` > 0 also holds a
-step back that long for others to join.
+step back that long for others to join. A model that cannot stream serves the page and uploads;
+its WebSocket clients are told why not (1003).
 
 Cost: each session holds one ``Stream`` (see there) and up to ``min_step_ms`` of audio; at most
-``max_sessions`` at once. Streams share the model weights and a beam search's loaded LM.
+``max_sessions`` at once. Streams share the model weights and a beam search's loaded LM; a session
+with a phrase list or alternatives has a search of its own (a phrase list: a lexicon, an n-gram
+and a KenLM load, milliseconds for tens of phrases).
 """
 
 from __future__ import annotations
@@ -32,16 +42,20 @@ import json
 import logging
 import math
 import signal
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config import SearchConfig, ServerConfig, StreamConfig
-from ..decoding.search import word_row
+from ..decoding.phrases import PhraseSearch, phrase_lexicon
+from ..decoding.search import BeamSearch, word_row
+from .recognizer import Recognizer, load_pretrained, resolve_device
 from .stream import Stream, StreamResult, accept_waveforms
+from .web import HttpFront, Uploads, is_loopback
 
 __all__ = ["ProtocolError", "Session", "step_sessions", "run_server", "serve"]
 
@@ -50,7 +64,9 @@ log = logging.getLogger(__name__)
 # WebSocket close codes (RFC 6455 section 7.4.1, 1013 from the IANA registry)
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, CLOSE_INVALID = 1000, 1001, 1003, 1007
 CLOSE_POLICY, CLOSE_INTERNAL, CLOSE_TRY_AGAIN = 1008, 1011, 1013
-_CONFIG_FIELDS = ("sample_rate", "words", "max_alternatives")
+_CONFIG_FIELDS = ("sample_rate", "words", "max_alternatives", "phrase_list")  # others are ignored, as Vosk does
+_NO_STREAMING = ("live recognition needs a streaming model (unidirectional or LC-BLSTM); this server "
+                 "transcribes files only (POST /transcribe)")
 _FRAME_ALLOWANCE = 20  # frames a session may send beyond its audio's share (a first header, a short tail)
 
 
@@ -86,6 +102,9 @@ class Session:
         self.cfg = cfg or ServerConfig()
         self.sample_rate = self.cfg.sample_rate
         self.words = True  # Vosk's default: results carry words
+        self.alternatives = 0  # "max_alternatives": n-best texts per result (0: plain results)
+        self.phrases: list[str] | None = None  # "phrase_list": recognition restricted to these
+        self._reset_samples = 0  # audio samples before the open stream (earlier streams, ended by resets)
         self.stream: Stream | None = None  # created at the first model step (off the event loop)
         self._started = False  # audio received
         self._closed = False
@@ -106,8 +125,8 @@ class Session:
             (reply,) = step_sessions([self])
             if isinstance(reply, Exception):
                 raise reply
-        elif self.due == "eof":
-            reply = self.eof()
+        elif self.due in ("eof", "reset"):
+            reply = self.eof(reset=self.due == "reset")
         return reply
 
     def receive(self, message: str | bytes) -> Reply | None:
@@ -128,10 +147,11 @@ class Session:
             obj = json.loads(message)
         except (json.JSONDecodeError, TypeError) as err:
             raise ProtocolError(f"malformed JSON: {err}", CLOSE_INVALID) from None
-        if not isinstance(obj, dict) or len(obj) != 1 or next(iter(obj)) not in ("config", "eof"):
-            raise ProtocolError(f"expected {{\"config\": {{...}}}} or {{\"eof\": 1}}, got {message[:100]!r}")
-        if "eof" in obj:
-            self.due = "eof"
+        if not isinstance(obj, dict) or len(obj) != 1 or next(iter(obj)) not in ("config", "eof", "reset"):
+            raise ProtocolError(f"expected {{\"config\": {{...}}}}, {{\"eof\": 1}} or {{\"reset\": 1}}, "
+                                f"got {message[:100]!r}")
+        if "config" not in obj:
+            self.due = next(iter(obj))
             return None
         self._configure(obj["config"])
         return None
@@ -142,9 +162,8 @@ class Session:
         if self._started:
             raise ProtocolError("config: must come before the audio")
         unknown = sorted(set(config) - set(_CONFIG_FIELDS))
-        if unknown:
-            raise ProtocolError(f"config: unknown field(s) {', '.join(unknown)} (expected some of "
-                                f"{', '.join(_CONFIG_FIELDS)})")
+        if unknown:  # Vosk's own clients send fields such as "model"; Vosk ignores what it does not read
+            log.info("config: ignoring unknown field(s) %s", ", ".join(unknown)[:200])
         if "sample_rate" in config:
             rate = config["sample_rate"]
             cfg = self.cfg
@@ -157,9 +176,28 @@ class Session:
             if not isinstance(config["words"], (bool, int)):
                 raise ProtocolError(f"words: expected true or false, got {config['words']!r}")
             self.words = bool(config["words"])
-        if config.get("max_alternatives", 0) != 0:
-            raise ProtocolError(f"max_alternatives: only 0 is supported, got {config['max_alternatives']!r}",
-                                CLOSE_UNSUPPORTED)
+        if "max_alternatives" in config:
+            self.alternatives = self._count_field(config, "max_alternatives", self.cfg.max_client_alternatives)
+        if "phrase_list" in config:
+            self.phrases = self._phrase_list(config["phrase_list"])
+
+    @staticmethod
+    def _count_field(config: dict, name: str, limit: int) -> int:
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+            raise ProtocolError(f"{name}: expected a whole number from 0 to {limit}, got {value!r}", CLOSE_UNSUPPORTED)
+        return value
+
+    def _phrase_list(self, phrases) -> list[str]:
+        if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+            raise ProtocolError(f"phrase_list: expected a list of strings, got {json.dumps(phrases)[:100]}")
+        if len(phrases) > self.cfg.max_phrases:
+            raise ProtocolError(f"phrase_list: at most {self.cfg.max_phrases} phrases, got {len(phrases)}")
+        lexicon, unspellable = phrase_lexicon(phrases, self.prototype.tokenizer)
+        if not lexicon:
+            raise ProtocolError(f"phrase_list: no word can be spelled with the model's units "
+                                f"({', '.join(unspellable[:5]) or 'empty list'})", CLOSE_UNSUPPORTED)
+        return phrases
 
     # -- audio ------------------------------------------------------------------------------------
     def _audio(self, data: bytes) -> Reply:
@@ -199,25 +237,59 @@ class Session:
 
     def _open_stream(self) -> Stream:
         if self.stream is None:
-            self.stream = self.prototype.fork()
+            self.stream = self._new_stream()
         return self.stream
 
-    def eof(self) -> Reply:
-        """The final result after ``{"eof": 1}`` (runs the model on what is left)."""
+    def _new_stream(self) -> Stream:
+        """The prototype's stream, or one with this session's phrase list or n-best search."""
+        prototype, nbest = self.prototype, max(self.alternatives, 1)
+        if self.phrases is not None:
+            phrases = PhraseSearch(self.phrases, prototype.tokenizer, self.cfg.phrase_lm_weight,
+                                   self.cfg.phrase_word_score, self.cfg.phrase_lm_order, nbest=nbest)
+            try:
+                return prototype.fork(phrases.search)
+            finally:
+                phrases.close()
+        if nbest == 1:
+            return prototype.fork()
+        beam = prototype.search or BeamSearch(prototype.tokenizer)  # a greedy server's n-best: a plain beam
+        return prototype.fork(beam.replace(nbest=nbest))
+
+    def eof(self, reset: bool = False) -> Reply:
+        """The final result after ``{"eof": 1}`` (runs the model on what is left), or after
+        ``{"reset": 1}`` (``reset``): then the session goes on, its next audio in a new stream."""
         self.due = None
-        if not self._started:
-            return Reply({"text": ""}, done=True)
+        if self._samples == self._reset_samples:  # no audio (since the last reset)
+            return Reply(self._result([]), done=not reset)
         self._open_stream()
         if self._pending:
             self.stream.accept_waveform(self._take_pending(), self.sample_rate)
-        return Reply(self._result(self.stream.result() + self.stream.finish()), done=True)
+        reply = Reply(self._result(self.stream.result() + self.stream.finish()), done=not reset)
+        self.stream, self._reset_samples = None, self._samples
+        return reply
 
     def _result(self, results: list[StreamResult]) -> dict:
         """Vosk's result object for the segments just ended (several are joined into one reply)."""
         text = " ".join(r.text for r in results if r.text)
-        if not self.words or not text:
-            return {"text": text}
-        return {"result": [word_row(w) for r in results for w in r.words], "text": text}
+        offset = self._reset_samples / self.sample_rate
+        rows = [word_row(replace(w, start=w.start + offset, end=w.end + offset))
+                for r in results for w in r.words] if self.words and text else []
+        if self.alternatives:
+            return {"alternatives": self._alternatives(results, text, rows)}
+        return {"result": rows, "text": text} if rows else {"text": text}
+
+    @staticmethod
+    def _alternatives(results: list[StreamResult], text: str, rows: list[dict]) -> list[dict]:
+        """Vosk's ``alternatives``: the n-best of one segment (the decoder's scores as confidences);
+        for several segments at once, their best texts joined."""
+        if len(results) == 1 and results[0].nbest:
+            alternatives = [{"text": t, "confidence": round(score, 3)} for t, score in results[0].nbest]
+        else:
+            alternatives = [{"text": text, "confidence": round(sum(r.nbest[0][1] if r.nbest else 0.0
+                                                                   for r in results), 3)}]
+        if rows:
+            alternatives[0]["result"] = rows  # words of the best only: the others are texts
+        return alternatives
 
     def close(self) -> None:
         """Drop the stream (a vanished client): nothing else to free."""
@@ -318,21 +390,27 @@ class _Batcher:
             await asyncio.wait(self.running)
 
 
-async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=None,
-                     stop: asyncio.Future | None = None) -> None:
+async def run_server(prototype: Stream | None, cfg: ServerConfig | None = None, ready=None,
+                     stop: asyncio.Future | None = None, recognizer: Recognizer | None = None) -> None:
     """Serve until ``stop`` is done (or SIGTERM/SIGINT in the main thread), then shut down gracefully:
     refuse new connections, close open ones with 1001 (going away) and wait for running steps.
 
     Args:
-        prototype: the stream every session forks.
+        prototype: the stream every session forks; None for a model that cannot stream (the
+            page and uploads are served, a WebSocket client is told why not).
         cfg: address, limits, worker threads.
         ready: called with the bound port once listening (port 0 picks a free one).
         stop: a future that ends the server when done (default: one set by SIGTERM/SIGINT).
+        recognizer: recognises uploads (default: one on the prototype's model and search).
     """
-    from websockets.asyncio.server import serve as ws_serve
+    from websockets.asyncio.server import unix_serve
 
     cfg = cfg or ServerConfig()
-    for name in ("workers", "max_batch"):
+    if recognizer is None and prototype is None:
+        raise ValueError("run_server: expected a prototype stream, a recognizer or both")
+    recognizer = recognizer or Recognizer(prototype.model, prototype.tokenizer, prototype.search,
+                                          calibrator=prototype.calibrator)
+    for name in ("workers", "max_batch", "max_transcriptions"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name}: expected >= 1, got {getattr(cfg, name)}")
     if not cfg.batch_wait_ms >= 0:
@@ -357,6 +435,9 @@ async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=N
     async def handler(ws) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        if prototype is None:
+            await send_error(ws, ProtocolError(_NO_STREAMING, CLOSE_UNSUPPORTED))
+            return
         if len(sessions) >= cfg.max_sessions:
             await send_error(ws, ProtocolError(f"server busy: {cfg.max_sessions} sessions open, try again later",
                                                CLOSE_TRY_AGAIN))
@@ -374,8 +455,8 @@ async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=N
                     reply = session.receive(message)  # cheap: parse, check, buffer
                     if session.due == "step":
                         reply = await batcher.step(session)
-                    elif session.due == "eof":
-                        reply = await loop.run_in_executor(pool, session.eof)
+                    elif session.due in ("eof", "reset"):
+                        reply = await loop.run_in_executor(pool, session.eof, session.due == "reset")
                 except ProtocolError as err:
                     await send_error(ws, err)
                     return
@@ -394,34 +475,62 @@ async def run_server(prototype: Stream, cfg: ServerConfig | None = None, ready=N
             sessions.discard(ws)
             session.close()
 
+    uploads = Uploads(recognizer, cfg)
+    info = {"streaming": prototype is not None, "note": "" if prototype is not None else _NO_STREAMING}
     try:
-        async with ws_serve(handler, cfg.host, cfg.port, max_size=cfg.max_frame_bytes, compression=None) as server:
-            port = server.sockets[0].getsockname()[1]
-            log.info("listening on ws://%s:%d (%d worker threads, batches of up to %d steps)", cfg.host, port,
-                     cfg.workers, cfg.max_batch)
-            if ready is not None:
-                ready(port)
-            await stop
-            log.info("shutting down: %d open session(s)", len(sessions))
-            server.close(close_connections=True)  # 1001 going away to each open connection
-            await server.wait_closed()
+        with tempfile.TemporaryDirectory(prefix="asr-serve-") as private:  # the Unix socket: ours alone
+            socket_path = Path(private) / "vosk.sock"
+            async with unix_serve(handler, str(socket_path), max_size=cfg.max_frame_bytes, compression=None) as ws:
+                front = await HttpFront(cfg, socket_path, uploads, info).start()
+                port = front.sockets[0].getsockname()[1]
+                _log_addresses(cfg, port)
+                if ready is not None:
+                    ready(port)
+                await stop
+                log.info("shutting down: %d open session(s)", len(sessions))
+                front.close()  # no new connections
+                ws.close(close_connections=True)  # 1001 going away to each open connection
+                await ws.wait_closed()
     finally:
         await batcher.close()
         pool.shutdown(wait=True)
+        uploads.close()
+
+
+def _log_addresses(cfg: ServerConfig, port: int) -> None:
+    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    page = f"http://{host}:{port}/" + (f"?token={cfg.token}" if cfg.token else "")
+    log.info("listening on %s (the page; POST /transcribe) and ws://%s:%d (Vosk clients); %d worker threads, "
+             "batches of up to %d steps", page, host, port, cfg.workers, cfg.max_batch)
+    if not is_loopback(cfg.host) and not cfg.token:
+        log.warning("listening on %s without --token: anyone who reaches this address may use the server", cfg.host)
 
 
 def serve(model_path: str | Path, cfg: ServerConfig | None = None, stream_cfg: StreamConfig | None = None,
           method: str = SearchConfig.method, lm_params: str | Path | None = None, **search_options) -> None:
-    """``asr serve``: load a streamable model and serve it until SIGTERM or SIGINT.
+    """``asr serve``: load a model and serve it until SIGTERM or SIGINT: the page and uploads always,
+    live recognition when the model can stream.
 
     Args:
-        model_path: a streamable model (folder, file, checkpoint or hub id), as for ``Stream.from_pretrained``.
+        model_path: a model (folder, file, checkpoint or hub id), as for ``Stream.from_pretrained``.
         cfg: address, limits and worker threads.
         stream_cfg: endpointing and partial interval of every session.
-        method, lm_params, search_options: the search, as for ``Stream.from_pretrained``.
+        method, lm_params, search_options: the search, as for ``Stream.from_pretrained``; a
+            ``device`` must name the CPU.
     """
     cfg = cfg or ServerConfig()
-    prototype = Stream.from_pretrained(model_path, method, lm_params=lm_params, cfg=stream_cfg, **search_options)
+    device = search_options.pop("device", None)
+    if device is not None and resolve_device(device).type != "cpu":
+        raise ValueError(f"device: asr serve runs its model on the CPU, got {device!r}")
+    loaded = load_pretrained(model_path, method, lm_params, search_options, "cpu")
+    recognizer = Recognizer(loaded.model, loaded.tokenizer, loaded.search, model_path=loaded.model_path,
+                            calibrator=loaded.calibrator)
+    prototype = None
+    if getattr(getattr(loaded.model, "encoder", None), "streamable", False):  # an ONNX export has no encoder
+        prototype = Stream(loaded.model, loaded.tokenizer, stream_cfg, loaded.search, calibrator=loaded.calibrator)
+    else:
+        log.warning("%s cannot stream (a full-utterance bidirectional encoder): serving the page and POST "
+                    "/transcribe only", model_path)
     torch.set_num_threads(cfg.torch_threads)  # the worker threads are the parallelism
-    asyncio.run(run_server(prototype, cfg))
+    asyncio.run(run_server(prototype, cfg, recognizer=recognizer))
     log.info("stopped")

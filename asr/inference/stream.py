@@ -72,6 +72,7 @@ class StreamResult:
     words: tuple[Word, ...]  # words with times (seconds from the start of the stream) and confidences
     start: float  # seconds from the start of the stream: the segment's first output frame
     end: float  # seconds: end of its last output frame
+    nbest: tuple[tuple[str, float], ...] = ()  # (text, score) best first, from a beam search asked for n > 1
 
 
 class _Resampler:
@@ -233,9 +234,16 @@ class Stream:
         loaded = load_pretrained(path, method, lm_params, search_options, "cpu")
         return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)
 
-    def fork(self) -> Stream:
-        """A new stream (from the start) on the same model, search options, settings and calibrator."""
-        return Stream(self.model, self.tokenizer, self.cfg, self._search, calibrator=self.calibrator)
+    @property
+    def search(self) -> BeamSearch | None:
+        """The beam search of this stream (None: greedy)."""
+        return self._search
+
+    def fork(self, search: GreedySearch | BeamSearch | None = None) -> Stream:
+        """A new stream (from the start) on the same model, settings and calibrator, and the same
+        search options unless ``search`` is given."""
+        return Stream(self.model, self.tokenizer, self.cfg, search if search is not None else self._search,
+                      calibrator=self.calibrator)
 
     # -- audio in ---------------------------------------------------------------------------------
     def accept_waveform(self, samples, sample_rate: int) -> bool:
@@ -327,7 +335,8 @@ class Stream:
         words = [Word(w.word, round(w.start + offset, 6), round(w.end + offset, 6), w.conf) for w in hyp.words]
         if self.calibrator is not None:
             words = self.calibrator.apply(words)
-        return StreamResult(hyp.text, tuple(words), round(offset, 6), round(offset + frames * self.shift, 6))
+        return StreamResult(hyp.text, tuple(words), round(offset, 6), round(offset + frames * self.shift, 6),
+                            tuple((h.text, h.score) for h in hyp.nbest))
 
     # -- results out ------------------------------------------------------------------------------
     def partial(self) -> str:

@@ -196,7 +196,7 @@ def _start_server(model: Path, args) -> tuple[subprocess.Popen, str]:
                "--workers", str(args.workers), "--method", args.method, *args.serve_args]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     for line in process.stderr:
-        if match := re.search(r"listening on (ws://\S+)", line):
+        if match := re.search(r"(ws://[^\s)]+) \(Vosk clients\)", line):
             threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()  # keep draining
             return process, match.group(1)
     raise RuntimeError(f"asr serve did not start (exit {process.wait()})")
