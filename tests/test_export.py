@@ -174,7 +174,7 @@ def test_int8_exports_are_quantized_and_close_to_float(tmp_path, real_feats, str
         expected, lens = model(feats, feat_lens)
         for got, _ in (onnx_model(feats, feat_lens), scripted(feats, feat_lens)):
             for b, n in enumerate(lens.tolist()):
-                assert float((got[b, :n] - expected[b, :n]).abs().max()) < 0.1  # int8 noise, not another model
+                assert float((got[b, :n] - expected[b, :n]).abs().max()) < 0.05  # int8 noise, not another model (8-bit ORT weights: 0.18 on AVX2)
                 assert 0 < float((got[b, :n] - expected[b, :n]).abs().max())  # it really is quantized
         torch.testing.assert_close(scripted(feats, feat_lens)[0], quantize_int8(model)(feats, feat_lens)[0],
                                    atol=1e-6, rtol=0)
