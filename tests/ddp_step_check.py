@@ -4,7 +4,8 @@
     torchrun --standalone --nproc-per-node 2 tests/ddp_step_check.py CUTS OUT.pt [oom]   # rank r: cuts r::2
 
 Rank 0 saves the summed losses of each step and the final weights; tests/test_ddp.py compares
-the two runs. Dropout and SpecAugment are off, so both runs see the same arithmetic. With
+the two runs. Dropout and SpecAugment are off, so both runs see the same arithmetic; plain SGD without
+clipping keeps the weights proportional to the gradients, so a wrong loss normalisation shows. With
 ``oom``, the first forward pass of the last rank raises an out-of-memory error: every rank must
 skip that step, which leaves the weights of a single process that skipped it.
 """
@@ -24,7 +25,7 @@ from asr.data.tokenizer import build_tokenizer
 from asr.training.loop import _train_step, compute_cmvn
 
 OVERRIDES = ["model.encoder.num_layers=2", "model.encoder.hidden_size=24", "model.encoder.dropout=0.0",
-             "model.specaug.freq_masks=0", "model.specaug.time_masks=0", "optim.lr=0.01"]
+             "model.specaug.freq_masks=0", "model.specaug.time_masks=0", "optim.lr=0.1", "optim.grad_clip=1e6"]
 
 
 def _fail_first_forward() -> None:
@@ -52,7 +53,9 @@ def main(cuts_path: str, out_path: str, mode: str = "") -> None:
     model = CTCModel(cfg.model, len(tokenizer.units))
     model.cmvn.set_stats(*compute_cmvn(CutSet.from_cuts(cuts), batcher, 100))
     step_model = torch.nn.parallel.DistributedDataParallel(model) if ctx.enabled else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
+    # SGD, not AdamW: Adam's first step is about lr * sign(grad), so a gradient element near zero turns
+    # the last-bit differences of gloo's all-reduce into weight differences of up to lr
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr)
     model.train()
     if mode == "oom" and ctx.rank == ctx.world_size - 1:
         _fail_first_forward()
