@@ -68,11 +68,11 @@ def _step_written(exp: Path, step: int) -> bool:
     return any(int(p.stem.split("-")[1]) >= step for p in (exp / "checkpoints").glob("step-*.pt"))
 
 
-def kill_and_restart(cuts: Path, exp: Path, kill_step: int, victim: int, timeout: float
-                     ) -> tuple[int | None, str]:
+def kill_and_restart(cuts: Path, exp: Path, kill_step: int, victim: int, timeout: float,
+                     overrides: list[str] = OVERRIDES) -> tuple[int | None, str]:
     """Train under ``--max-restarts 2``, SIGKILL worker ``victim`` (0 or 1, by start order) once the
     checkpoint of ``kill_step`` exists; (exit status or None on timeout, torchrun's stderr)."""
-    command = train_command(cuts, exp, ["--standalone", "--nproc-per-node", "2", "--max-restarts", "2"])
+    command = train_command(cuts, exp, ["--standalone", "--nproc-per-node", "2", "--max-restarts", "2"], overrides)
     with tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=err,
                                    start_new_session=True)
