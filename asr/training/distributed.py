@@ -25,10 +25,10 @@ import torch.distributed as dist
 __all__ = ["Dist", "init_distributed", "leave_distributed", "pick_device", "all_sum", "broadcast_object",
            "gather_objects", "torchrun_rank"]
 
-
-_STORE_KEY = "asr/attempt_store"  # rank 0's "host:port", in the agent's store
+_STORE_KEY = "asr/attempt_store/{}"  # rank 0's "host:port" for the process's n-th group, in the agent's store
 _PROBE_TIMEOUT = timedelta(seconds=2)  # a dead previous attempt's address is refused at once; retry after this
 _STORE_TIMEOUT = timedelta(minutes=30)  # torch's default for gloo: how long a rank waits for the others
+_groups_joined = [0]  # process groups this process has joined through _attempt_store (each gets its own key)
 
 
 @dataclass(frozen=True)
@@ -93,18 +93,21 @@ def _attempt_store(rank: int, world_size: int) -> dist.Store:
     and an address left by an earlier attempt (its rank 0 is gone, the connection is refused) is
     read again until rank 0 of this attempt has replaced it.
     """
+    # The agent's store runs on the node of rendezvous rank 0, which holds global rank 0: MASTER_ADDR reaches both.
     host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
     agent = dist.TCPStore(host, port, world_size, is_master=False, timeout=_STORE_TIMEOUT)
+    key = _STORE_KEY.format(_groups_joined[0])
+    _groups_joined[0] += 1
     if rank == 0:
         store = dist.TCPStore(host, 0, world_size, is_master=True, timeout=_STORE_TIMEOUT, wait_for_workers=False)
-        agent.set(_STORE_KEY, f"{host}:{store.port}")
+        agent.set(key, f"{host}:{store.port}")
         return store
     deadline = time.monotonic() + _STORE_TIMEOUT.total_seconds()
     while True:
-        address = agent.get(_STORE_KEY).decode()  # waits for the first attempt's rank 0
+        address = agent.get(key).decode()  # waits for the first attempt's rank 0
+        store_host, store_port = address.rsplit(":", 1)
         try:
-            store = dist.TCPStore(address.rsplit(":", 1)[0], int(address.rsplit(":", 1)[1]), world_size,
-                                  is_master=False, timeout=_PROBE_TIMEOUT)
+            store = dist.TCPStore(store_host, int(store_port), world_size, is_master=False, timeout=_PROBE_TIMEOUT)
         except (RuntimeError, TimeoutError) as err:  # the previous attempt's rank 0, gone
             if time.monotonic() > deadline:
                 raise RuntimeError(f"rank {rank}: no store at {address} (rank 0's, published by the torchrun "
@@ -115,20 +118,19 @@ def _attempt_store(rank: int, world_size: int) -> dist.Store:
         return store
 
 
-def leave_distributed(ctx: Dist, clean: bool = True) -> None:
-    """Leave the process group created by ``init_distributed`` while the interpreter is fully alive.
+def leave_distributed(ctx: Dist) -> None:
+    """Leave the process group that ``init_distributed`` created, together, while the interpreter is alive.
 
-    ``clean``: every rank got here (waits for all at a barrier first); False after an error, when
-    a peer may be gone. The group is only freed once nothing references it: objects that do (a
-    DistributedDataParallel module, inside a reference cycle) must be unreachable when this is
-    called, so that the collection here frees it: else the group's threads are torn down during
-    interpreter exit, where releasing a tensor needs the GIL, and the process ends now and then in
-    ``terminate called without an active exception`` (SIGABRT) after its work is done.
+    Every rank must call it (it starts with a barrier); after an error, when a peer may be gone,
+    call nothing. The group is only freed once nothing references it: objects that do (a
+    DistributedDataParallel module inside a reference cycle) must be unreachable by then, so that
+    the collection here frees them. Else the group's threads are torn down during interpreter exit,
+    where releasing a tensor needs the GIL, and the process ends now and then in ``terminate called
+    without an active exception`` (SIGABRT) after its work is done.
     """
     if not (ctx.owns_group and dist.is_initialized()):
         return
-    if clean:
-        dist.barrier()
+    dist.barrier()
     gc.collect()
     dist.destroy_process_group()
     gc.collect()
