@@ -112,20 +112,26 @@ def test_a_restarted_rank_that_joins_first_waits_for_this_attempts_rank_0():
     assert "attempt 1 rank 1 summed" in result.stdout and "attempt 1 rank 0 summed" in result.stdout
 
 
-def test_two_launchers_on_loopback_train_as_one_launcher_with_two_processes(reference_run, tmp_path):
-    """``--nnodes 2`` with c10d rendezvous on 127.0.0.1, one process per launcher."""
+def test_two_launchers_without_a_shared_filesystem_train_as_one_launcher_with_two_processes(reference_run, tmp_path):
+    """``--nnodes 2`` with c10d rendezvous on 127.0.0.1, one process per launcher, each with its own exp dir,
+    and only node 0's holding a checkpoint (epoch 1): rank 0, wherever it runs, decides whether to resume."""
     cuts, exp, _ = reference_run
+    exp_dirs = [tmp_path / "node0", tmp_path / "node1"]
+    (exp_dirs[0] / "checkpoints").mkdir(parents=True)
+    shutil.copy(exp / "checkpoints/epoch-001.pt", exp_dirs[0] / "checkpoints")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    launchers = [subprocess.Popen(ddp_faults.train_command(cuts, tmp_path, [
+    launchers = [subprocess.Popen(ddp_faults.train_command(cuts, exp_dirs[node], [
         "--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "1", "--rdzv-backend", "c10d",
         "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "two-launchers"], OVERRIDES), env=ddp_faults.environment(),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
     for launcher in launchers:
         _, stderr = launcher.communicate(timeout=300)
         assert launcher.returncode == 0, stderr[-3000:]
-    assert ddp_faults.same_weights(ddp_faults.final_weights(tmp_path), ddp_faults.final_weights(exp))
+    written = [d for d in exp_dirs if (d / "checkpoints/epoch-003.pt").exists()]  # by rank 0 only
+    assert len(written) == 1
+    assert ddp_faults.same_weights(ddp_faults.final_weights(written[0]), ddp_faults.final_weights(exp))
 
 
 def test_bad_training_audio_under_torchrun_is_skipped_named_and_counted(small_sets, tmp_path):
