@@ -106,9 +106,9 @@ def test_a_worker_killed_under_max_restarts_is_restarted_and_ends_with_the_same_
     assert ddp_faults.same_weights(ddp_faults.final_weights(tmp_path), ddp_faults.final_weights(exp))
 
 
-def test_a_restarted_rank_that_joins_first_waits_for_this_attempts_rank_0():
+def test_a_restarted_rank_that_joins_first_waits_for_this_attempts_rank_0(tmp_path):
     """torchrun keeps one store for all attempts: the addresses of the last one must not be taken."""
-    result = _run([*TORCHRUN, "--max-restarts", "1", str(REPO / "tests" / "restart_check.py")])
+    result = _run([*TORCHRUN, "--max-restarts", "1", str(REPO / "tests" / "restart_check.py"), str(tmp_path)])
     assert "attempt 1 rank 1 summed" in result.stdout and "attempt 1 rank 0 summed" in result.stdout
 
 
