@@ -237,14 +237,13 @@ def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
                                      lm_params=lm_params, max_duration=max_duration))
     model, tokenizer, _ = load_acoustic_model(model_path)
     cuts = load_cuts(cuts_path)
-    cut_ids = {cut.id for cut in cuts}
     recognizer = Recognizer(model.to(resolve_device(part.device(device))), tokenizer, model_path=model_path)
     written = []
     for method in methods:
         options = {k: v for k, v in given.items() if k in method_options(method)}
         search = recognizer.with_search(method, lm_params if method == "beam-lm" else None, **options)
         results = search.decode_cuts(cuts, max_duration, num_workers, part.part)
-        path = part.merge_hypotheses(hypothesis_lines(results), out_dir, f"{name}-{method}", cut_ids)
+        path = part.merge_hypotheses(hypothesis_lines(results), out_dir, f"{name}-{method}")
         if path is not None:
             written.append(path)
             log.info("wrote %s", path)

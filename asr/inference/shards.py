@@ -56,15 +56,16 @@ class Shard:
         return self.index, self.count
 
     def device(self, name: str) -> str:
-        """Under torchrun, "cuda" is this rank's GPU, ``cuda:LOCAL_RANK``; other names stay."""
+        """Under torchrun, "cuda" (and "auto" on a GPU machine) is this rank's GPU, ``cuda:LOCAL_RANK``."""
+        if self.ctx.enabled and name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
         return f"cuda:{self.ctx.local_rank}" if self.ctx.enabled and name == "cuda" else name
 
-    def merge_hypotheses(self, lines: list[tuple[str, str, str]], out_dir: str | Path, name: str,
-                         cut_ids: set[str]) -> Path | None:
+    def merge_hypotheses(self, lines: list[tuple[str, str, str]], out_dir: str | Path, name: str) -> Path | None:
         """Write ``hyp-NAME.{txt,jsonl}`` of all shards (``hypothesis_lines``) once they are all in.
 
         Returns the text file, or None where this process does not write it (another rank; a job
-        whose part is not the last). ``cut_ids``: every cut of the set, to tell when all are in.
+        whose part is not the last).
         """
         if self.ctx.enabled:
             parts = gather_objects(lines, self.ctx)
@@ -73,10 +74,9 @@ class Shard:
         if self.count == 1:
             return write_hypothesis_lines(lines, out_dir, name)
         parts = self._exchange_parts(Path(out_dir) / "shards", f"hyp-{name}", lines)
-        merged = [tuple(line) for part in parts or [] for line in part]
-        if parts is None or {line[0] for line in merged} != cut_ids:
+        if parts is None:
             return None
-        return write_hypothesis_lines(merged, out_dir, name)
+        return write_hypothesis_lines([tuple(line) for part in parts for line in part], out_dir, name)
 
     def sum_counts(self, counts: list[tuple[int, int]], parts_dir: str | Path, name: str
                    ) -> list[tuple[int, int]] | None:

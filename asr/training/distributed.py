@@ -26,7 +26,7 @@ __all__ = ["Dist", "init_distributed", "leave_distributed", "pick_device", "all_
            "gather_objects", "torchrun_rank"]
 
 _STORE_KEY = "asr/attempt_store/{}"  # rank 0's "host:port" for the process's n-th group, in the agent's store
-_PROBE_TIMEOUT = timedelta(seconds=2)  # a dead previous attempt's address is refused at once; retry after this
+_PROBE_TIMEOUT = timedelta(seconds=2)  # one try to reach a published store (a past attempt's never answers)
 _STORE_TIMEOUT = timedelta(minutes=30)  # torch's default for gloo: how long a rank waits for the others
 _groups_joined = [0]  # process groups this process has joined through _attempt_store (each gets its own key)
 
