@@ -29,8 +29,8 @@
 # --lm 3-gram.pruned.1e-7 (default) | 3-gram | 4-gram | own, --config YAML (default conf/librispeech_small.yaml),
 # --exp-dir DIR, --ngpu N (0: CPU), --train-set clean-100|960, --speed-perturb 0.9,1.1 (extra training copies
 # at these speeds), --avg K, --nj N (beam search processes in decode and tune; 0: none; default 2),
-# --nnodes N --rdzv-endpoint HOST:PORT (multi-node training: run the same command on every node; the endpoint
-# is one node's address and a free port; single node: torchrun --standalone, so two runs never share a port).
+# --nnodes N --rdzv-endpoint HOST:PORT (multi-node training: run --stage 2 --stop-stage 2 on every node, the
+# endpoint being one node's address and a free port; one node: torchrun --standalone, never port 29500 twice).
 # Downloads (openslr SLR12 archives, kept next to LibriSpeech/, unpacked about as large): 7.6 GB for clean-100
 # + dev/test, 61 GB with train-960; LM files: 34 MB (pruned 3-gram) to 1.4 GB (LM text; 4-gram 1.3 GB).
 # Outputs (downloads/, data/, exp/) go to the current directory: run it from recipes/librispeech.
@@ -67,7 +67,7 @@ esac
 manifests=data/manifests
 sets="dev-clean dev-other test-clean test-other"
 lm_exp=$exp_dir/lm-$lm
-launch=()                              # torchrun before `asr train`, and before `asr decode/tune` on > 1 GPU
+launch=()                              # torchrun before `asr train` (> 1 GPU or node)
 if [ "$nnodes" -gt 1 ]; then
   [ -n "$rdzv_endpoint" ] || { echo "$0: --nnodes $nnodes needs --rdzv-endpoint HOST:PORT" >&2; exit 2; }
   launch=(torchrun --nnodes "$nnodes" --nproc-per-node "$ngpu" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint"
