@@ -77,6 +77,12 @@ def _add_search_options(p: argparse.ArgumentParser, item: str) -> None:
     _option(p, "--device", cfg=TranscribeConfig, help="where the model runs: cpu, cuda, cuda:N or auto")
 
 
+def _add_shard_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard", metavar="I/N", help="this job's share of the cuts, 0 <= I < N (job arrays; the job "
+                   "that finds all N parts writes the merged result); under torchrun the processes share the cuts "
+                   "without it")
+
+
 def _reject_foreign_options(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
     """Unknown arguments: for an option of a sibling corpus (``asr prepare timit --dev-fraction``) one
     line naming its owners and exit status 1; anything else is argparse's usage error."""
@@ -195,11 +201,6 @@ def _train(args) -> None:
     except TrainingStopped as stopped:
         log.warning("%s", stopped)
         sys.exit(128 + stopped.signum)
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_initialized():  # under torchrun
-            dist.destroy_process_group()
 
 
 def _add_train_parser(sub) -> None:
@@ -274,10 +275,10 @@ def _add_lm_parser(sub) -> None:
 
 
 def _tune(args) -> None:
-    from .decoding.tune import tune_files
+    from .inference.tuning import tune_files
 
     tune_files(args.model, args.cuts, args.lm, args.lexicon, args.out, _config(TuneConfig, args),
-               **_given(args, "beam_threshold", "num_workers", "max_duration"))
+               **_given(args, "beam_threshold", "num_workers", "max_duration", "device", "shard"))
 
 
 def _add_tune_parser(sub) -> None:
@@ -296,6 +297,9 @@ def _add_tune_parser(sub) -> None:
     _option(p, "--beam-threshold", cfg=SearchConfig, type=float, help="prune hypotheses this far below the best")
     _option(p, "--num-workers", cfg=DecodeConfig, type=int, help="processes sharing the points (0: none)")
     _option(p, "--max-duration", cfg=DecodeConfig, type=float, help="seconds of audio per batch")
+    _option(p, "--device", cfg=TranscribeConfig, help="where the model runs: cpu, cuda, cuda:N or auto (under "
+            "torchrun, cuda is each process's own GPU)")
+    _add_shard_option(p)
     p.add_argument("--out", type=Path, help="default: lm-params.yaml next to MODEL, read by 'asr decode'")
     p.set_defaults(func=_tune)
 
@@ -308,7 +312,7 @@ def _decode(args) -> None:
 
     decode(args.model, args.cuts, args.out_dir, args.method or (SearchConfig.method,),
            _given(args, *_SEARCH_OPTIONS), args.lm_params, **_given(args, "name", "max_duration", "num_workers",
-                                                                    "device"))
+                                                                    "device", "shard"))
 
 
 def _add_decode_parser(sub) -> None:
@@ -322,6 +326,7 @@ def _add_decode_parser(sub) -> None:
     _add_search_options(p, "utterance")
     _option(p, "--num-workers", cfg=DecodeConfig, type=int, help="processes for the beam search (0: none)")
     _option(p, "--max-duration", cfg=DecodeConfig, type=float, help="seconds of audio per batch")
+    _add_shard_option(p)
     p.set_defaults(func=_decode)
 
 

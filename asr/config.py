@@ -239,7 +239,7 @@ class SegmentConfig:
 @dataclass
 class TranscribeConfig:
     batch_size: int = 16  # segments per forward pass
-    device: str = "cpu"  # where the model runs (transcribe, decode, Recognizer): "cpu", "cuda", "cuda:1", "auto"
+    device: str = "cpu"  # where the model runs (transcribe, decode, tune, Recognizer): "cpu", "cuda", "cuda:1", "auto"
     formats: tuple[str, ...] = ("txt",)  # any of txt, json, srt, vtt
 
 

@@ -17,7 +17,7 @@ DATA_ROOT = Path(os.environ.get("ASR_TEST_DATA", REPO.parent / "shared" / "data"
 # A one-layer 32-unit model on 12 s batches: seconds per epoch on the small sets of conftest.py.
 TINY = [
     "model.encoder.num_layers=1", "model.encoder.hidden_size=32", "model.subsampling.factor=3",
-    "data.max_duration=12.0", "data.num_buckets=2", "optim.warmup_steps=3", "log_every=1000",
+    "data.max_duration=12.0", "data.num_buckets=2", "optim.warmup_steps=3", "log_every=1000", "device=cpu",
 ]
 
 

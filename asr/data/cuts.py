@@ -343,7 +343,16 @@ def _ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def eval_batches(cuts: CutSet, max_duration: float) -> DynamicCutSampler:
-    """Batches in order of decreasing duration (little padding), every cut exactly once, on every rank."""
+def eval_batches(cuts: CutSet, max_duration: float, shard: tuple[int, int] = (0, 1)) -> Iterator[CutSet]:
+    """Batches in order of decreasing duration (little padding), every cut exactly once, on every rank.
+
+    ``shard`` (I, N): only batches I, I + N, I + 2N, ... of that sequence, so that N shards together
+    run exactly the batches of one unsharded pass (same padding, same arithmetic, same results).
+    """
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard: expected I/N with 0 <= I < N, got {index}/{count}")
     # world_size=1: lhotse would otherwise shard by the torch.distributed rank (dev loss, CMVN)
-    return DynamicCutSampler(cuts.sort_by_duration(ascending=False), max_duration=max_duration, world_size=1, rank=0)
+    batches = DynamicCutSampler(cuts.sort_by_duration(ascending=False), max_duration=max_duration, world_size=1,
+                                rank=0)
+    return (batch for k, batch in enumerate(batches) if k % count == index)

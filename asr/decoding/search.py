@@ -37,7 +37,8 @@ from ..data.cuts import FeatureBatcher, eval_batches
 from .words import Word, WordBoundaries, group_words, labels_from_path
 
 __all__ = ["Hypothesis", "greedy_search", "GreedySearch", "BeamSearch", "frame_shift", "process_pool",
-           "inheritable", "quiet_native_output", "decode_cuts", "word_row", "write_hypotheses"]
+           "inheritable", "quiet_native_output", "decode_cuts", "word_row", "write_hypotheses", "hypothesis_lines",
+           "write_hypothesis_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -413,8 +414,8 @@ def inheritable(obj):
 
 @torch.no_grad()
 def decode_cuts(model, cuts: CutSet, search: GreedySearch | BeamSearch,
-                max_duration: float = DecodeConfig.max_duration,
-                num_workers: int = DecodeConfig.num_workers) -> Iterator[tuple[str, str, Hypothesis]]:
+                max_duration: float = DecodeConfig.max_duration, num_workers: int = DecodeConfig.num_workers,
+                shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[str, str, Hypothesis]]:
     """Yield (cut id, reference text, hypothesis) for every cut, in batches of ``max_duration`` s.
 
     Args:
@@ -424,6 +425,7 @@ def decode_cuts(model, cuts: CutSet, search: GreedySearch | BeamSearch,
         max_duration: seconds of audio per forward pass.
         num_workers: beam search in this many worker processes (0: in this process; greedy: always
             here); the model runs here, overlapping with the search of the previous batches.
+        shard: (I, N): only the cuts of batches I, I + N, ... (``asr.data.cuts.eval_batches``).
     """
     if not isinstance(search, (GreedySearch, BeamSearch)):
         raise TypeError(f"search: expected a GreedySearch or BeamSearch, got {type(search).__name__}")
@@ -432,13 +434,15 @@ def decode_cuts(model, cuts: CutSet, search: GreedySearch | BeamSearch,
     model.eval()
     device = next(model.parameters()).device
     batcher = FeatureBatcher(model.cfg.features)
-    with tqdm(total=len(cuts), desc=f"decode ({'beam' if beam else 'greedy'})", unit="utt", disable=None) as bar:
+    batches = eval_batches(cuts, max_duration, shard)
+    total = len(cuts) if shard[1] == 1 else None
+    with tqdm(total=total, desc=f"decode ({'beam' if beam else 'greedy'})", unit="utt", disable=None) as bar:
         if num_workers > 0:
             options = {**search.options, "tokenizer": search.tokenizer.to_dict()}
             with process_pool(num_workers, _init_worker, (inheritable(search), options)) as pool:
-                yield from _decode_in_pool(model, device, batcher, cuts, max_duration, pool, num_workers, bar)
+                yield from _decode_in_pool(model, device, batcher, batches, pool, num_workers, bar)
             return
-        for batch_cuts in eval_batches(cuts, max_duration):
+        for batch_cuts in batches:
             batch = batcher(batch_cuts)
             log_probs, lens = model(batch.feats.to(device), batch.feat_lens.to(device))
             for cut_id, ref, hyp in zip(batch.ids, batch.texts, search(log_probs, lens)):
@@ -446,10 +450,10 @@ def decode_cuts(model, cuts: CutSet, search: GreedySearch | BeamSearch,
             bar.update(len(batch.ids))
 
 
-def _decode_in_pool(model, device, batcher, cuts, max_duration, pool, num_workers, bar):
+def _decode_in_pool(model, device, batcher, batches, pool, num_workers, bar):
     """Run the model batch by batch and hand each batch's search to the pool, at most a few batches ahead."""
     pending: deque = deque()
-    for batch_cuts in eval_batches(cuts, max_duration):
+    for batch_cuts in batches:
         batch = batcher(batch_cuts)
         log_probs, lens = model(batch.feats.to(device), batch.feat_lens.to(device))
         emissions = log_probs.to("cpu", torch.float32).numpy()  # (B, T, V), sorted by decreasing length
@@ -494,14 +498,24 @@ def write_hypotheses(results: list[tuple[str, str, Hypothesis]], out_dir: str | 
     seconds, ``conf`` from 0 to 1) when the hypothesis has words and ``nbest`` (``text``, ``score``,
     best first) when it has an n-best list.
     """
+    return write_hypothesis_lines(hypothesis_lines(results), out_dir, name)
+
+
+def hypothesis_lines(results: list[tuple[str, str, Hypothesis]]) -> list[tuple[str, str, str]]:
+    """(cut id, its line of ``hyp-<name>.txt``, its line of ``hyp-<name>.jsonl``) per result."""
+    return [(cut_id, f"{cut_id} {hyp.text}\n".replace(" \n", "\n"), json.dumps(_json_row(cut_id, hyp)) + "\n")
+            for cut_id, _, hyp in results]
+
+
+def write_hypothesis_lines(lines: list[tuple[str, str, str]], out_dir: str | Path, name: str) -> Path:
+    """``write_hypotheses`` from ``hypothesis_lines`` (those of several shards, say): sorted by cut id."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = sorted(results, key=lambda r: r[0])
+    lines = sorted(lines, key=lambda line: line[0])
     text_path = out_dir / f"hyp-{name}.txt"
-    with open(text_path, "w") as f:
-        for cut_id, _, hyp in results:
-            f.write(f"{cut_id} {hyp.text}\n".replace(" \n", "\n"))
-    with open(out_dir / f"hyp-{name}.jsonl", "w") as f:
-        for cut_id, _, hyp in results:
-            f.write(json.dumps(_json_row(cut_id, hyp)) + "\n")
+    for path, column in ((text_path, 1), (out_dir / f"hyp-{name}.jsonl", 2)):
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # shards of a job array may merge at once
+        with open(partial, "w") as f:
+            f.writelines(line[column] for line in lines)
+        os.replace(partial, path)
     return text_path

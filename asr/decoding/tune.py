@@ -2,9 +2,9 @@
 
 The model runs once over the dev cuts; every (lm_weight, word_score) point then re-runs only the
 beam search (sharing one loaded LM per process, points spread over worker processes) and is
-scored by word error rate. The best point is written to a small YAML file, by default
-``lm-params.yaml`` next to the model, which ``asr decode --method beam-lm`` reads for every
-option not given on its command line.
+scored by word error rate. ``asr tune`` (``asr.inference.tuning.tune_files``) writes the best
+point to a small YAML file, by default ``lm-params.yaml`` next to the model, which ``asr decode
+--method beam-lm`` reads for every option not given on its command line.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from lhotse import CutSet
 from ..config import DecodeConfig, SearchConfig, TuneConfig
 from ..data.cuts import FeatureBatcher, eval_batches
 from ..scoring.score import score
-from .resolve import LMParams, default_params_path, make_search, write_lm_params
+from .resolve import LMParams, make_search
 from .search import BeamSearch, inheritable, process_pool
 
-__all__ = ["cut_emissions", "search_points", "tune", "tune_files"]
+__all__ = ["best_params", "cut_emissions", "point_errors", "search_points", "tune"]
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,15 @@ def search_points(search: str = TuneConfig.search,
 
 
 @torch.no_grad()
-def cut_emissions(model, cuts: CutSet, max_duration: float = DecodeConfig.max_duration) -> tuple[list[str], dict[str, str], list[np.ndarray]]:
-    """Run the model once: cut ids, references and (T_i, V) float32 log-probs per cut."""
+def cut_emissions(model, cuts: CutSet, max_duration: float = DecodeConfig.max_duration, shard: tuple[int, int] = (0, 1)
+                  ) -> tuple[list[str], dict[str, str], list[np.ndarray]]:
+    """Run the model once: cut ids, references and (T_i, V) float32 log-probs per cut (of ``shard``:
+    the cuts of its batches, see ``asr.data.cuts.eval_batches``)."""
     model.eval()
     device = next(model.parameters()).device
     batcher = FeatureBatcher(model.cfg.features)
     ids, refs, emissions = [], {}, []
-    for batch_cuts in eval_batches(cuts, max_duration):
+    for batch_cuts in eval_batches(cuts, max_duration, shard):
         batch = batcher(batch_cuts)
         log_probs, lens = model(batch.feats.to(device), batch.feat_lens.to(device))
         log_probs, lens = log_probs.to("cpu", torch.float32), lens.cpu()
@@ -79,8 +81,8 @@ def _init_worker(search: BeamSearch | None, options: dict, ids: list[str], refs:
     _worker.update(search=search, options=options, ids=ids, refs=refs, emissions=emissions)
 
 
-def _wer_at(point: tuple[float, float]) -> float:
-    """%WER of the dev set at one (lm_weight, word_score) point, in this process."""
+def _errors_at(point: tuple[float, float]) -> tuple[int, int]:
+    """(word errors, reference words) of the dev set at one (lm_weight, word_score) point, in this process."""
     if _worker["search"] is None:
         from ..data.tokenizer import tokenizer_from_dict
 
@@ -91,7 +93,8 @@ def _wer_at(point: tuple[float, float]) -> float:
     for cut_id, emission in zip(_worker["ids"], _worker["emissions"]):
         hyp = search(torch.from_numpy(emission)[None], torch.tensor([emission.shape[0]]))[0]
         hyps[cut_id] = hyp.text
-    return score(_worker["refs"], hyps, "word").err_rate
+    result = score(_worker["refs"], hyps, "word")
+    return result.errors, result.num_ref
 
 
 def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | None,
@@ -109,22 +112,46 @@ def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | N
         num_workers: processes sharing the points (0: this process only).
         max_duration: seconds of audio per forward pass of the model (run once).
     """
+    errors = point_errors(model, tokenizer, cuts, lm, lexicon, points, beam_size, beam_threshold, num_workers,
+                          max_duration)
+    return best_params(lm, lexicon, points, errors, beam_size, beam_threshold)
+
+
+def point_errors(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | None,
+                 points: list[tuple[float, float]], beam_size: int = TuneConfig.beam_size,
+                 beam_threshold: float = SearchConfig.beam_threshold, num_workers: int = DecodeConfig.num_workers,
+                 max_duration: float = DecodeConfig.max_duration, shard: tuple[int, int] = (0, 1)
+                 ) -> list[tuple[int, int]]:
+    """(word errors, reference words) of every point on ``cuts``, or on ``shard`` of their batches.
+
+    The counts of the N shards of a set add up to the set's (``best_params`` takes the sums).
+    Arguments as for ``tune``.
+    """
     if not points:
         raise ValueError("points: expected at least one (lm_weight, word_score) pair")
     search = make_search(tokenizer, "beam-lm", dict(lm=lm, lexicon=lexicon, beam_size=beam_size,
                                                     beam_threshold=beam_threshold))  # checks lexicon and LM first
-    ids, refs, emissions = cut_emissions(model, cuts, max_duration)
+    ids, refs, emissions = cut_emissions(model, cuts, max_duration, shard)
     log.info("tuning on %d utterances: %d points, beam %d, %d worker(s)", len(ids), len(points), beam_size,
              num_workers)
     if num_workers > 0:
         worker_options = {**search.options, "tokenizer": tokenizer.to_dict()}
         initargs = (inheritable(search), worker_options, ids, refs, emissions)
         with process_pool(num_workers, _init_worker, initargs) as pool:
-            wers = pool.map(_wer_at, points, chunksize=max(1, len(points) // (4 * num_workers)))
+            errors = pool.map(_errors_at, points, chunksize=max(1, len(points) // (4 * num_workers)))
     else:
         _worker.update(search=search, ids=ids, refs=refs, emissions=emissions)
-        wers = [_wer_at(p) for p in points]
+        errors = [_errors_at(p) for p in points]
     _worker.clear()
+    return errors
+
+
+def best_params(lm: str | Path, lexicon: str | Path | None, points: list[tuple[float, float]],
+                errors: list[tuple[int, int]], beam_size: int = TuneConfig.beam_size,
+                beam_threshold: float = SearchConfig.beam_threshold) -> LMParams:
+    """The point of lowest %WER (then lowest LM weight, then smallest word score) with every trial's,
+    from ``point_errors``' counts."""
+    wers = [100.0 * e / n if n else (float("inf") if e else 0.0) for e, n in errors]  # as ScoreResult.err_rate
     trials = [{"lm_weight": w, "word_score": s, "wer": round(wer, 3)} for (w, s), wer in zip(points, wers)]
     best = min(trials, key=lambda t: (t["wer"], t["lm_weight"], abs(t["word_score"])))
     log.info("best: lm_weight %.3f, word_score %.3f, dev %%WER %.2f", best["lm_weight"], best["word_score"],
@@ -132,29 +159,3 @@ def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | N
     return LMParams(lm=str(Path(lm).resolve()), lexicon=str(Path(lexicon).resolve()) if lexicon else None,
                     lm_weight=best["lm_weight"], word_score=best["word_score"], beam_size=beam_size,
                     beam_threshold=beam_threshold, dev_wer=best["wer"], trials=trials)
-
-
-def tune_files(model_path: str | Path, cuts_path: str | Path, lm: str | Path, lexicon: str | Path | None = None,
-               out: str | Path | None = None, cfg: TuneConfig | None = None,
-               beam_threshold: float = SearchConfig.beam_threshold, num_workers: int = DecodeConfig.num_workers,
-               max_duration: float = DecodeConfig.max_duration) -> Path:
-    """``asr tune``: ``tune`` a model file on a cut manifest and write the best point as YAML.
-
-    Args:
-        out: the YAML file (default: ``lm-params.yaml`` next to the model, read by beam-lm decoding).
-        cfg: the points searched and the beam size.
-    Returns:
-        The file written.
-    """
-    from ..data.cuts import load_cuts
-    from ..model.checkpoint import load_model
-
-    cfg = cfg or TuneConfig()
-    model, tokenizer = load_model(model_path)
-    points = search_points(cfg.search, tuple(cfg.lm_weight_range), tuple(cfg.word_score_range), cfg.points,
-                           cfg.trials, cfg.seed)
-    params = tune(model, tokenizer, load_cuts(cuts_path), lm, lexicon, points, cfg.beam_size, beam_threshold,
-                  num_workers, max_duration)
-    path = write_lm_params(params, out or default_params_path(model_path))
-    log.info("wrote %s", path)
-    return path

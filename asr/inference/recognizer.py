@@ -30,9 +30,10 @@ from ..config import DecodeConfig, SearchConfig, SegmentConfig, TranscribeConfig
 from ..data.cuts import load_cuts
 from ..decoding.confidence import CALIBRATION_FILE, Calibrator, default_calibration_path, load_calibrator
 from ..decoding.resolve import check_options, make_search, method_options
-from ..decoding.search import BeamSearch, GreedySearch, decode_cuts, frame_shift, write_hypotheses
+from ..decoding.search import BeamSearch, GreedySearch, decode_cuts, frame_shift, hypothesis_lines
 from ..model.files import load_acoustic_model
 from .outputs import FORMATS, Transcript, write_outputs
+from .shards import open_shard, run_key
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
 __all__ = ["Pretrained", "load_pretrained", "resolve_device", "Recognizer", "decode", "transcribe"]
@@ -212,34 +213,41 @@ class Recognizer:
             t.on_progress = None
 
     def decode_cuts(self, cuts, max_duration: float = DecodeConfig.max_duration,
-                    num_workers: int = DecodeConfig.num_workers):
-        """(cut id, reference, ``Hypothesis``) per cut of a manifest: ``asr.decoding.search.decode_cuts``
-        with this recognizer's model and search (words carry times)."""
-        return decode_cuts(self.model, cuts, self.search, max_duration, num_workers)
+                    num_workers: int = DecodeConfig.num_workers, shard: tuple[int, int] = (0, 1)):
+        """(cut id, reference, ``Hypothesis``) per cut of a manifest (or of shard I/N of its batches):
+        ``asr.decoding.search.decode_cuts`` with this recognizer's model and search (words carry times)."""
+        return decode_cuts(self.model, cuts, self.search, max_duration, num_workers, shard)
 
 
 def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
            methods: Sequence[str] = (SearchConfig.method,), search_options: dict | None = None,
            lm_params: str | Path | None = None, name: str = DecodeConfig.name,
            max_duration: float = DecodeConfig.max_duration, num_workers: int = DecodeConfig.num_workers,
-           device: str = TranscribeConfig.device) -> list[Path]:
+           device: str = TranscribeConfig.device, shard: str | None = None) -> list[Path]:
     """``asr decode``: decode a cut manifest with each method; writes ``hyp-NAME-METHOD.{txt,jsonl}``.
 
     The model is loaded once; each method gets its search from ``asr.decoding.resolve`` with the
-    options it takes (an option no method takes is a ``ValueError``). Returns the text files.
+    options it takes (an option no method takes is a ``ValueError``). Under torchrun, or with
+    ``shard`` "I/N" (a job of a job array), the processes decode a share each and one writes the
+    merged files (``asr.inference.shards``). Returns the text files this process wrote.
     """
     check_options(methods, search_options, lm_params)
+    given = {k: v for k, v in (search_options or {}).items() if v is not None}
+    part = open_shard(shard, run_key([model_path, cuts_path], methods=list(methods), options=given,
+                                     lm_params=lm_params, max_duration=max_duration))
     model, tokenizer, _ = load_acoustic_model(model_path)
     cuts = load_cuts(cuts_path)
-    recognizer = Recognizer(model.to(resolve_device(device)), tokenizer, model_path=model_path)
-    given = {k: v for k, v in (search_options or {}).items() if v is not None}
+    recognizer = Recognizer(model.to(resolve_device(part.device(device))), tokenizer, model_path=model_path)
     written = []
     for method in methods:
         options = {k: v for k, v in given.items() if k in method_options(method)}
         search = recognizer.with_search(method, lm_params if method == "beam-lm" else None, **options)
-        results = list(search.decode_cuts(cuts, max_duration, num_workers))
-        written.append(write_hypotheses(results, out_dir, f"{name}-{method}"))
-        log.info("wrote %s", written[-1])
+        results = search.decode_cuts(cuts, max_duration, num_workers, part.part)
+        path = part.merge_hypotheses(hypothesis_lines(results), out_dir, f"{name}-{method}")
+        if path is not None:
+            written.append(path)
+            log.info("wrote %s", path)
+    part.close()
     return written
 
 

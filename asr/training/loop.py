@@ -42,7 +42,8 @@ from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, mod
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data.cuts import (AudioBatch, AudioDataset, Batch, FeatureBatcher, estimate_batches, eval_batches, load_cuts,
                          load_cuts_lazy, scan_manifest, train_loader, train_sampler)
-from .distributed import Dist, all_sum, broadcast_object, gather_objects, init_distributed, pick_device
+from .distributed import (Dist, all_sum, broadcast_object, gather_objects, init_distributed, leave_distributed,
+                          pick_device)
 from ..decoding.search import greedy_search
 from ..model.ctc import CTCModel
 from ..model.files import load_float_model
@@ -430,7 +431,8 @@ class _Trainer:
         cfg, ctx, device = self.cfg, self.ctx, self.device
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        state = _latest_checkpoint(self.exp_dir)
+        # Rank 0 alone looks: ranks without a shared filesystem could disagree on what exists.
+        state = broadcast_object(_latest_checkpoint(self.exp_dir) if ctx.is_main else None, ctx)
         if state is not None:
             _warn_config_changes(state["train_config"], to_dict(cfg))
         package = state or broadcast_object(
@@ -469,15 +471,33 @@ class _Trainer:
         ts = state["train_state"]
         self.optimizer.load_state_dict(ts["optimizer"])
         self.scheduler.load_state_dict(ts["scheduler"])
-        self.sampler.load_state_dict(ts["sampler"])
         if self.scaler is not None and "scaler" in ts:
             self.scaler.load_state_dict(ts["scaler"])
-        rngs = ts["rng"]
-        if len(rngs) == ctx.world_size:
-            _set_rng_state(rngs[ctx.rank], device)
-        else:
-            log.warning("checkpoint from %d process(es), now %d: random streams restart", len(rngs), ctx.world_size)
         self.epoch, self.step = ts["epoch"], ts["step"]
+        saved_world_size = ts.get("world_size", len(ts["rng"]))  # checkpoints before it: one random state per rank
+        if saved_world_size == ctx.world_size:
+            self.sampler.load_state_dict(ts["sampler"])
+            _set_rng_state(ts["rng"][ctx.rank], device)
+        else:
+            log.warning("checkpoint written by %d process(es), now %d: epoch %d starts again from its first batch, "
+                        "with new random streams; the step count (%d) carries on in a learning-rate schedule laid "
+                        "out for %d steps per epoch", saved_world_size, ctx.world_size, self.epoch + 1, self.step,
+                        self.steps_per_epoch)
+
+    def run(self) -> Path | None:
+        """Epochs until ``cfg.epochs`` (or ``cfg.max_steps``); returns the newest checkpoint written."""
+        last_path = None
+        with _StopOnSignal() as stop:
+            while self.epoch < self.cfg.epochs:
+                started = time.time()
+                try:
+                    totals = self.train_one_epoch(stop)
+                except _MaxSteps as reached:
+                    return reached.path
+                last_path = self.end_epoch(totals, time.time() - started)
+                if all_sum([float(stop.signum is not None)], self.ctx, self.device)[0]:
+                    raise TrainingStopped(stop.signum or signal.SIGTERM, last_path)
+        return last_path
 
     def train_one_epoch(self, stop: _StopOnSignal) -> StepStats:
         """The rest of the current epoch; raises ``TrainingStopped`` on a signal, ``_MaxSteps`` at the step limit.
@@ -564,6 +584,7 @@ class _Trainer:
             "sampler": sampler_state or self.sampler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "rng": rngs,
+            "world_size": self.ctx.world_size,  # a resume with another one cannot restore the sampler's position
             "epoch": self.epoch + 1 if epoch_done else self.epoch,
             "step": self.step,
         }
@@ -578,22 +599,22 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
     Writes ``exp_dir/checkpoints/epoch-N.pt`` (last ``cfg.keep_last`` kept), ``config.yaml``,
     ``train.log`` and ``log.csv``; under torchrun only rank 0 writes. Returns the newest
     checkpoint path. Raises ``TrainingStopped`` after SIGTERM/SIGINT (checkpoint written).
+    Under torchrun, a run that ends (or stops) on every rank leaves the process group it joined
+    together; after an error the process group is left as it is (a peer may be gone).
     """
     trainer = _Trainer(cfg, Path(exp_dir))
-    trainer.load_data(train_cuts, dev_cuts)
-    trainer.restore()
-    last_path = None
-    with _StopOnSignal() as stop:
-        while trainer.epoch < cfg.epochs:
-            started = time.time()
-            try:
-                totals = trainer.train_one_epoch(stop)
-            except _MaxSteps as reached:
-                return reached.path
-            last_path = trainer.end_epoch(totals, time.time() - started)
-            if all_sum([float(stop.signum is not None)], trainer.ctx, trainer.device)[0]:
-                raise TrainingStopped(stop.signum or signal.SIGTERM, last_path)
-    return last_path
+    ctx = trainer.ctx
+    try:
+        trainer.load_data(train_cuts, dev_cuts)
+        trainer.restore()
+        result = trainer.run()
+    except TrainingStopped as stopped:  # every rank stops here together
+        result = stopped.with_traceback(None)  # its frames would keep the trainer, and so the process group, alive
+    del trainer
+    leave_distributed(ctx)
+    if isinstance(result, TrainingStopped):
+        raise result
+    return result
 
 
 def _train_step(step_model, model: CTCModel, batch: Batch | AudioBatch, tokenizer, optimizer, scaler,

@@ -7,9 +7,11 @@
 #               text_PART, utt2spk_PART (PART: train-clean-100 or train-960, dev-clean, dev-other,
 #               test-clean, test-other)
 #   2 train     train manifest (+ speed-perturbed copies) + $config -> $exp_dir/checkpoints/epoch-*.pt
-#               (dev-clean for the per-epoch dev WER; BPE trained inside; resumes if killed; torchrun if --ngpu > 1)
+#               (dev-clean for the per-epoch dev WER; BPE trained inside; resumes if killed; torchrun if --ngpu > 1
+#               or --nnodes > 1: RESULTS.md has the Slurm variant)
 #   3 average   last $avg epoch checkpoints -> $exp_dir/model.pt
-#   4 decode    model.pt, each dev/test set -> $exp_dir/decode/hyp-SET-{greedy,beam}.{txt,jsonl}
+#   4 decode    model.pt, each dev/test set -> $exp_dir/decode/hyp-SET-{greedy,beam}.{txt,jsonl} (on the GPU unless
+#               --ngpu 0; with --ngpu > 1 one torchrun process per GPU, each decoding a share of the set)
 #   5 score     each set -> $exp_dir/decode/SET/wer-summary.txt, errs-*.txt
 #   6 lm files  openslr SLR11 -> $lm_dir/{$lm.arpa.gz or librispeech-lm-norm.txt.gz, librispeech-vocab.txt}
 #               (skipped when --lm-dir is given: that directory must hold them)
@@ -18,14 +20,17 @@
 #               even 200k words take 18 bits each. Memory grows with the distinct 3-grams: tens of GB (estimate).
 #   8 lexicon   the 200k words of librispeech-vocab.txt in model.pt's BPE units -> $exp_dir/lm-$lm/lexicon.txt
 #   9 tune      dev-clean, 7 LM weights x 7 word scores -> $exp_dir/lm-$lm/lm-params.yaml (49 beam searches over
-#               5.4 h: ~7 CPU-hours at the stand-in's 0.025 CPU-s per audio-s and point (estimate): use --nj)
+#               5.4 h: ~7 CPU-hours at the stand-in's 0.025 CPU-s per audio-s and point (estimate): use --nj;
+#               with --ngpu > 1 the torchrun processes share the set, see RESULTS.md)
 #  10 decode    each set, lexicon + LM beam search -> $exp_dir/lm-$lm/decode/hyp-SET-beam-lm.{txt,jsonl}
 #  11 score     greedy, beam and beam-lm of each set -> $exp_dir/lm-$lm/SET/wer-summary.txt
 #
 # Options: --data-dir DIR (LibriSpeech/ holding the parts; or $LIBRISPEECH_DIR), --lm-dir DIR (SLR11 files),
 # --lm 3-gram.pruned.1e-7 (default) | 3-gram | 4-gram | own, --config YAML (default conf/librispeech_small.yaml),
 # --exp-dir DIR, --ngpu N (0: CPU), --train-set clean-100|960, --speed-perturb 0.9,1.1 (extra training copies
-# at these speeds), --avg K, --nj N (beam search processes in decode and tune; 0: none; default 2).
+# at these speeds), --avg K, --nj N (beam search processes in decode and tune; 0: none; default 2),
+# --nnodes N --rdzv-endpoint HOST:PORT (multi-node training: run --stage 2 --stop-stage 2 on every node, the
+# endpoint being one node's address and a free port; one node: torchrun --standalone, never port 29500 twice).
 # Downloads (openslr SLR12 archives, kept next to LibriSpeech/, unpacked about as large): 7.6 GB for clean-100
 # + dev/test, 61 GB with train-960; LM files: 34 MB (pruned 3-gram) to 1.4 GB (LM text; 4-gram 1.3 GB).
 # Outputs (downloads/, data/, exp/) go to the current directory: run it from recipes/librispeech.
@@ -44,6 +49,8 @@ train_set=clean-100                    # clean-100 or 960
 speed_perturb=                         # extra training copies at these speeds, e.g. 0.9,1.1
 avg=5                                  # epoch checkpoints averaged into model.pt
 nj=                                    # beam search processes in decode and tune (0: none; empty: the asr default)
+nnodes=1                               # machines training together (> 1: also give --rdzv-endpoint)
+rdzv_endpoint=                         # HOST:PORT of the c10d rendezvous when --nnodes > 1
 . "$recipe_dir/../parse_options.sh"
 case $train_set in
   clean-100) train_part=train-clean-100; size_flag=() ;;
@@ -60,10 +67,19 @@ esac
 manifests=data/manifests
 sets="dev-clean dev-other test-clean test-other"
 lm_exp=$exp_dir/lm-$lm
-train=(asr train)
-[ "$ngpu" -gt 1 ] && train=(torchrun --nproc-per-node "$ngpu" --no-python asr train)
+launch=()                              # torchrun before `asr train` (> 1 GPU or node)
+if [ "$nnodes" -gt 1 ]; then
+  [ -n "$rdzv_endpoint" ] || { echo "$0: --nnodes $nnodes needs --rdzv-endpoint HOST:PORT" >&2; exit 2; }
+  launch=(torchrun --nnodes "$nnodes" --nproc-per-node "$ngpu" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint"
+          --rdzv-id "asr-$(basename "$exp_dir")" --max-restarts 3 --no-python)
+elif [ "$ngpu" -gt 1 ]; then
+  launch=(torchrun --standalone --nproc-per-node "$ngpu" --max-restarts 3 --no-python)
+fi
+local_launch=()                        # decoding and tuning stay on this node
+[ "$ngpu" -gt 1 ] && local_launch=(torchrun --standalone --nproc-per-node "$ngpu" --no-python)
 overrides=()
-[ "$ngpu" -eq 0 ] && overrides+=(device=cpu)
+device=(--device cuda)
+[ "$ngpu" -eq 0 ] && overrides+=(device=cpu) && device=(--device cpu)
 [ -n "$speed_perturb" ] && overrides+=("data.speed_perturb=[$speed_perturb]")
 workers=()
 [ -n "$nj" ] && workers=(--num-workers "$nj")
@@ -84,7 +100,7 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   stage_begin 2 "train on $train_part with $config into $exp_dir (${ngpu} GPU(s))"
-  "${train[@]}" --config "$config" --train $manifests/librispeech_cuts_$train_part.jsonl.gz \
+  "${launch[@]}" asr train --config "$config" --train $manifests/librispeech_cuts_$train_part.jsonl.gz \
     --dev $manifests/librispeech_cuts_dev-clean.jsonl.gz --exp-dir "$exp_dir" "${overrides[@]}"
 fi
 
@@ -96,8 +112,8 @@ fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for set in $sets; do
     stage_begin 4 "decode $set (greedy and beam)"
-    asr decode "$exp_dir/model.pt" $manifests/librispeech_cuts_$set.jsonl.gz --name $set \
-      --method greedy beam --out-dir "$exp_dir/decode" "${workers[@]}"
+    "${local_launch[@]}" asr decode "$exp_dir/model.pt" $manifests/librispeech_cuts_$set.jsonl.gz --name $set \
+      --method greedy beam --out-dir "$exp_dir/decode" "${device[@]}" "${workers[@]}"
   done
 fi
 
@@ -131,15 +147,15 @@ fi
 
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
   stage_begin 9 "tune LM weight and word score on dev-clean with $lm_file"
-  asr tune "$exp_dir/model.pt" $manifests/librispeech_cuts_dev-clean.jsonl.gz --lm "$lm_file" \
-    --lexicon "$lm_exp/lexicon.txt" --points 7 --out "$lm_exp/lm-params.yaml" "${workers[@]}"
+  "${local_launch[@]}" asr tune "$exp_dir/model.pt" $manifests/librispeech_cuts_dev-clean.jsonl.gz --lm "$lm_file" \
+    --lexicon "$lm_exp/lexicon.txt" --points 7 --out "$lm_exp/lm-params.yaml" "${device[@]}" "${workers[@]}"
 fi
 
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
   for set in $sets; do
     stage_begin 10 "decode $set with lexicon and $lm_file (tuned values from $lm_exp/lm-params.yaml)"
-    asr decode "$exp_dir/model.pt" $manifests/librispeech_cuts_$set.jsonl.gz --name $set --method beam-lm \
-      --lm-params "$lm_exp/lm-params.yaml" --out-dir "$lm_exp/decode" "${workers[@]}"
+    "${local_launch[@]}" asr decode "$exp_dir/model.pt" $manifests/librispeech_cuts_$set.jsonl.gz --name $set \
+      --method beam-lm --lm-params "$lm_exp/lm-params.yaml" --out-dir "$lm_exp/decode" "${device[@]}" "${workers[@]}"
   done
 fi
 
