@@ -31,11 +31,11 @@ from ..data.cuts import load_cuts
 from ..decoding.confidence import CALIBRATION_FILE, Calibrator, default_calibration_path, load_calibrator
 from ..decoding.resolve import check_options, make_search, method_options
 from ..decoding.search import BeamSearch, GreedySearch, decode_cuts, frame_shift, write_hypotheses
-from ..model.files import load_acoustic_model
+from ..model.files import ModelExtras, load_acoustic_model
 from .outputs import FORMATS, Transcript, write_outputs
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
-__all__ = ["Pretrained", "load_pretrained", "resolve_device", "Recognizer", "decode", "transcribe"]
+__all__ = ["Pretrained", "load_pretrained", "place_model", "resolve_device", "Recognizer", "decode", "transcribe"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,22 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"device: {err}") from None
+
+
+def place_model(model, extras: ModelExtras, device: str | torch.device, path: str | Path):
+    """``model`` (loaded from ``path``) on ``device``.
+
+    ONNX and int8 models run on the CPU only (ONNX Runtime's CPU provider; PyTorch's dynamic int8
+    kernels and packed weights); ``"auto"`` picks the CPU for them, another device is a ``ValueError``.
+    """
+    if extras.kind != "onnx" and extras.quantization is None:
+        return model.to(resolve_device(device))
+    if str(device) != "auto" and resolve_device(device).type != "cpu":
+        what = "an ONNX model runs on ONNX Runtime's CPU provider" if extras.kind == "onnx" else \
+            "an int8 model runs on PyTorch's CPU int8 kernels"
+        raise ValueError(f"{path}: {what} only, not on device {str(device)!r} (use --device cpu or auto, or a "
+                         "float .pt / safetensors model for a GPU)")
+    return model
 
 
 class Pretrained(NamedTuple):
@@ -66,7 +82,7 @@ def load_pretrained(path: str | Path, method: str = SearchConfig.method, lm_para
     search_options = dict(search_options or {})
     check_options(method, search_options, lm_params)  # before the (slow) model load
     model, tokenizer, extras = load_acoustic_model(path)
-    model = model.to(resolve_device(device))
+    model = place_model(model, extras, device, path)
     folder = extras.source if extras.source.is_dir() else None
     model_path = Path(path) if folder is None else None  # a file's lm-params.yaml lies beside it
     if method == "beam-lm" and folder is not None and lm_params is None:  # the folder's LM and tuned values
@@ -229,9 +245,9 @@ def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
     options it takes (an option no method takes is a ``ValueError``). Returns the text files.
     """
     check_options(methods, search_options, lm_params)
-    model, tokenizer, _ = load_acoustic_model(model_path)
+    model, tokenizer, extras = load_acoustic_model(model_path)
     cuts = load_cuts(cuts_path)
-    recognizer = Recognizer(model.to(resolve_device(device)), tokenizer, model_path=model_path)
+    recognizer = Recognizer(place_model(model, extras, device, model_path), tokenizer, model_path=model_path)
     given = {k: v for k, v in (search_options or {}).items() if v is not None}
     written = []
     for method in methods:

@@ -58,6 +58,8 @@ from ..decoding.confidence import Calibrator
 from ..decoding.search import BeamSearch, GreedySearch, frame_shift
 from ..decoding.words import Word
 from ..model.encoder import EncoderStream
+from ..model.files import model_device
+from ..model.onnx_model import OnnxModel
 from ..model.subsampling import SubsamplingStream
 from .recognizer import load_pretrained, resolve_device
 
@@ -115,6 +117,9 @@ class ModelStream:
     """Log-mel frames in, log-probs out, incrementally: CMVN, subsampling, encoder, output layer."""
 
     def __init__(self, model):
+        if isinstance(model, OnnxModel):
+            raise ValueError(f"{model.path}: an ONNX model cannot stream (its graph runs whole utterances); stream "
+                             "the model it was exported from (.pt or a safetensors model folder, int8 included)")
         self.model = model
         self.subsampling = SubsamplingStream(model.subsampling)
         self.encoder = EncoderStream(model.encoder)  # refuses a full-utterance bidirectional encoder
@@ -188,8 +193,8 @@ class Stream:
                  calibrator: Calibrator | None = None):
         if search is not None and not isinstance(search, (GreedySearch, BeamSearch)):
             raise TypeError(f"search: expected a GreedySearch or BeamSearch, got {type(search).__name__}")
-        if next(model.parameters()).device.type != "cpu":
-            raise ValueError(f"device: a stream runs its model on the CPU, got {next(model.parameters()).device}")
+        if model_device(model).type != "cpu":
+            raise ValueError(f"device: a stream runs its model on the CPU, got {model_device(model)}")
         cfg = cfg or StreamConfig()
         self.cfg = cfg
         self.model = model.eval()

@@ -26,6 +26,7 @@ kernel and stay float32.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import os
@@ -58,6 +59,7 @@ __all__ = [
     "load_onnx_model",
     "load_acoustic_model",
     "load_float_model",
+    "model_device",
 ]
 
 log = logging.getLogger(__name__)
@@ -473,6 +475,15 @@ def load_acoustic_model(path_or_repo_id: str | Path, threads: int | None = None)
         model, tokenizer = _load_model_file(path)
         return model.eval(), tokenizer, ModelExtras(source=path.resolve(), kind="pytorch")
     return load_model_dir(_hub_snapshot(str(path_or_repo_id)), threads)
+
+
+def model_device(model) -> torch.device:
+    """The device a loaded model runs on: its tensors' for a ``CTCModel``; the CPU for an ``OnnxModel``
+    and for an int8 model whose every weight is packed (``quantize_dynamic`` leaves it no parameters)."""
+    if isinstance(model, OnnxModel):
+        return torch.device("cpu")
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def load_float_model(model_path: str | Path) -> tuple[CTCModel, object]:
