@@ -429,8 +429,8 @@ def _is_torchscript(path: Path) -> bool:
 def _load_model_file(path: Path):
     """``load_model`` with every failure, however odd the file, as one ``CheckpointError`` line."""
     if _is_torchscript(path):
-        raise CheckpointError(f"{path}: a TorchScript export ('asr export'), not a model file; give the model "
-                              "file it was exported from")
+        raise CheckpointError(f"{path}: a TorchScript export ('asr export') runs alone under torch.jit.load; asr "
+                              "loads the .pt it came from, a model folder ('asr package', --int8 too) or an .onnx")
     try:
         return load_model(path)
     except CheckpointError:
