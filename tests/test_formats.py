@@ -73,6 +73,15 @@ def _onnx_file(path: Path) -> Path:
     return path / "model.onnx" if path.is_dir() else path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread (a second only adds synchronisation: 3x the wall time on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def cuts(an4_manifests, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cuts") / "cuts2.jsonl.gz"

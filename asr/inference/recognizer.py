@@ -134,7 +134,8 @@ class Recognizer:
                 a training checkpoint, or a hub id ``owner/name`` (``asr.model.files.load_acoustic_model``).
                 A folder's LM, lexicon and tuned values serve beam-lm, its ``calibration.json`` the
                 word confidences.
-            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"``.
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"``; ONNX and int8 models run on the
+                CPU only (``place_model``).
             method: ``"greedy"``, ``"beam"`` or ``"beam-lm"``.
             lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
             batch_size, segment, channel: as for ``Recognizer``.

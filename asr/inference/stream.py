@@ -227,7 +227,8 @@ class Stream:
         ``load_pretrained``): a folder's LM and tuned values for beam-lm, ``calibration.json``.
 
         Args:
-            path: a streamable model: folder, model file, checkpoint or hub id.
+            path: a streamable model: folder, model file, checkpoint or hub id (PyTorch, float or int8; an
+                ONNX graph runs whole utterances only and is refused).
             method: ``"greedy"``, ``"beam"`` or ``"beam-lm"``; ``search_options`` as for the Recognizer.
             lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
             cfg: endpointing and partial interval.

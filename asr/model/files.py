@@ -448,6 +448,7 @@ def load_acoustic_model(path_or_repo_id: str | Path, threads: int | None = None)
             ``asr export --format onnx`` (self-describing through its ``asr.json`` metadata), a ``.pt``
             model file or training checkpoint, or ``owner/name`` of a model folder on the Hugging Face
             hub (``huggingface_hub.snapshot_download``; only the local cache when HF_HUB_OFFLINE=1).
+            A TorchScript export is refused (it runs alone under torch.jit.load; this loader reads no code).
         threads: ONNX Runtime intra-op threads (default ``torch.get_num_threads()``); PyTorch models
             follow ``torch.set_num_threads``.
 
