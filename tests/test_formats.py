@@ -44,7 +44,7 @@ TOKENIZER = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
 CHUNK = 8000  # bytes per message, as the Vosk client example sends
 TIMEOUT = 60  # seconds for one server session (a loaded 2-core machine)
 DECODE_MAX_DURATION = "4.5"  # s: the two cuts (4.0 s, 4.1 s) go in batches of their own
-# format -> (path inside the module's folder, what runs it: "eager", "int8" (PyTorch) or "onnx")
+# format -> (path in the models folder, what runs it: "eager", "int8" (PyTorch), "onnx", or None: refused)
 FORMATS = {
     "pt": ("model.pt", "eager"),
     "folder": ("folder", "eager"),

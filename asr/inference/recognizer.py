@@ -61,7 +61,7 @@ def place_model(model, extras: ModelExtras, device: str | torch.device, path: st
     if str(device) != "auto" and resolve_device(device).type != "cpu":
         what = "an ONNX model runs on ONNX Runtime's CPU provider" if extras.kind == "onnx" else \
             "an int8 model runs on PyTorch's CPU int8 kernels"
-        raise ValueError(f"{path}: {what} only, not on device {str(device)!r} (use --device cpu or auto, or a "
+        raise ValueError(f"{path}: {what} only, not on device {str(device)!r} (use device cpu or auto, or a "
                          "float .pt / safetensors model for a GPU)")
     return model
 
