@@ -65,7 +65,7 @@ def _refusal(name: str, path: Path, entry: str) -> str | None:
     if kind is None:
         return f"{path}: a TorchScript export ('asr export') runs alone under torch.jit.load"
     if kind == "onnx" and entry in ("stream", "serve"):
-        return f"{_onnx_file(path)}: an ONNX model cannot stream (its graph runs whole utterances)"
+        return f"{path}: an ONNX model cannot stream (its graph runs whole utterances)"
     return None
 
 
@@ -245,6 +245,15 @@ def test_every_format_through_every_entry_point(models, expected, wavs, cuts, tm
     if entry in ("stream", "serve"):
         with pytest.raises(ValueError, match=re.escape(refusal)):
             Stream.from_pretrained(path)
+
+
+def test_a_model_that_cannot_stream_is_named(tmp_path, wavs, capsys):
+    model = CTCModel(ModelConfig(encoder=EncoderConfig(num_layers=1, hidden_size=8)), len(TOKENIZER.units))
+    save_atomic(model_package(model, TOKENIZER), tmp_path / "bi.pt")
+    assert main(["stream", str(tmp_path / "bi.pt"), str(wavs[0])]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"asr stream: error: {tmp_path / 'bi.pt'}: a full-utterance bidirectional encoder cannot "
+                          "stream") and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("name", ["onnx", "folder-onnx", "folder-int8", "folder-onnx-int8"])

@@ -118,8 +118,8 @@ class ModelStream:
 
     def __init__(self, model):
         if isinstance(model, OnnxModel):
-            raise ValueError(f"{model.path}: an ONNX model cannot stream (its graph runs whole utterances); stream "
-                             "the model it was exported from (.pt or a safetensors model folder, int8 included)")
+            raise ValueError("an ONNX model cannot stream (its graph runs whole utterances); stream the model it was "
+                             "exported from (.pt or a safetensors model folder, int8 included)")
         self.model = model
         self.subsampling = SubsamplingStream(model.subsampling)
         self.encoder = EncoderStream(model.encoder)  # refuses a full-utterance bidirectional encoder
@@ -237,7 +237,10 @@ class Stream:
         if device is not None and resolve_device(device).type != "cpu":
             raise ValueError(f"device: a stream runs its model on the CPU, got {device!r}")
         loaded = load_pretrained(path, method, lm_params, search_options, "cpu")
-        return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)
+        try:
+            return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)
+        except ValueError as err:  # a model that cannot stream: say which
+            raise ValueError(f"{path}: {err}") from None
 
     def fork(self) -> Stream:
         """A new stream (from the start) on the same model, search options, settings and calibrator."""
