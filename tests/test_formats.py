@@ -160,9 +160,9 @@ def expected(models, wavs):
             files = _whole_file_texts(model, wavs)
             cache[key] = {"transcribe": files, "decode": files, "recognizer": files}
             if not isinstance(model, OnnxModel):  # the same blocks as 'asr stream' reads and the client sends
-                block = int(16000 * StreamConfig.block_ms / 1000)
+                block, chunk = int(16000 * StreamConfig.block_ms / 1000), CHUNK // 2  # samples
                 cache[key]["stream"] = [_stream_text(model, read_blocks(w, block)) for w in wavs]
-                cache[key]["serve"] = [_stream_text(model, [p[i : i + CHUNK // 2] for i in range(0, len(p), CHUNK // 2)])
+                cache[key]["serve"] = [_stream_text(model, [p[i : i + chunk] for i in range(0, len(p), chunk)])
                                        for p in map(_pcm, wavs)]
         return cache[key]
 

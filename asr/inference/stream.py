@@ -118,8 +118,8 @@ class ModelStream:
 
     def __init__(self, model):
         if isinstance(model, OnnxModel):
-            raise ValueError("an ONNX model cannot stream (its graph runs whole utterances); stream the model it was "
-                             "exported from (.pt or a safetensors model folder, int8 included)")
+            raise ValueError("an ONNX model cannot stream (its graph runs whole utterances); stream the model it "
+                             "was exported from (.pt or a safetensors model folder, int8 included)")
         self.model = model
         self.subsampling = SubsamplingStream(model.subsampling)
         self.encoder = EncoderStream(model.encoder)  # refuses a full-utterance bidirectional encoder
