@@ -280,10 +280,10 @@ def _garbage(models: Path, tmp: Path, case: str) -> tuple[Path, str]:
     if case == "random.onnx":
         (tmp / case).write_bytes(noise)
         return tmp / case, f"{tmp / case}: not a readable ONNX model ("
-    if case == "truncated.pt":
-        data = (models / "model.pt").read_bytes()
+    if case in ("truncated.pt", "truncated.onnx"):
+        data = (models / f"model{Path(case).suffix}").read_bytes()
         (tmp / case).write_bytes(data[: len(data) // 2])
-        return tmp / case, f"{tmp / case}: {not_torch}"
+        return tmp / case, f"{tmp / case}: " + (not_torch if case.endswith(".pt") else "not a readable ONNX model (")
     if case == "pickled-module.pt":  # torch.save(model) of a whole module: not a weights-only file
         torch.save({"model": torch.nn.Linear(2, 2)}, tmp / case)
         return tmp / case, (f"{tmp / case}: not a readable checkpoint or model file (it pickles objects that a "
@@ -296,8 +296,8 @@ def _garbage(models: Path, tmp: Path, case: str) -> tuple[Path, str]:
     return folder, f"{folder / name}: {reason}"
 
 
-@pytest.mark.parametrize("case", ["random.pt", "random.onnx", "random.ts", "truncated.pt", "pickled-module.pt",
-                                  "folder-safetensors", "folder-config"])
+@pytest.mark.parametrize("case", ["random.pt", "random.onnx", "random.ts", "truncated.pt", "truncated.onnx",
+                                  "pickled-module.pt", "folder-safetensors", "folder-config"])
 def test_a_garbage_model_file_is_one_clear_line(models, wavs, tmp_path, capsys, case):
     path, line = _garbage(models, tmp_path, case)
     assert main(["transcribe", str(path), str(wavs[0])]) == 1
