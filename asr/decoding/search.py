@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from ..config import DecodeConfig, SearchConfig
 from ..data.cuts import FeatureBatcher, eval_batches
+from ..model.files import model_device
 from .words import Word, WordBoundaries, group_words, labels_from_path
 
 __all__ = ["Hypothesis", "greedy_search", "GreedySearch", "BeamSearch", "frame_shift", "process_pool",
@@ -432,7 +433,7 @@ def decode_cuts(model, cuts: CutSet, search: GreedySearch | BeamSearch,
     beam = isinstance(search, BeamSearch)
     num_workers = num_workers if beam else 0
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     batcher = FeatureBatcher(model.cfg.features)
     batches = eval_batches(cuts, max_duration, shard)
     total = len(cuts) if shard[1] == 1 else None

@@ -31,12 +31,12 @@ from ..data.cuts import load_cuts
 from ..decoding.confidence import CALIBRATION_FILE, Calibrator, default_calibration_path, load_calibrator
 from ..decoding.resolve import check_options, make_search, method_options
 from ..decoding.search import BeamSearch, GreedySearch, decode_cuts, frame_shift, hypothesis_lines
-from ..model.files import load_acoustic_model
+from ..model.files import ModelExtras, load_acoustic_model
 from .outputs import FORMATS, Transcript, write_outputs
 from .shards import open_shard, run_key
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
-__all__ = ["Pretrained", "load_pretrained", "resolve_device", "Recognizer", "decode", "transcribe"]
+__all__ = ["Pretrained", "load_pretrained", "place_model", "resolve_device", "Recognizer", "decode", "transcribe"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,27 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"device: {err}") from None
+
+
+def _cpu_only(extras: ModelExtras) -> bool:
+    """ONNX graphs and int8 models run on the CPU only."""
+    return extras.kind == "onnx" or extras.quantization is not None
+
+
+def place_model(model, extras: ModelExtras, device: str | torch.device, path: str | Path):
+    """``model`` (loaded from ``path``) on ``device``.
+
+    ONNX and int8 models run on the CPU only (ONNX Runtime's CPU provider; PyTorch's dynamic int8
+    kernels and packed weights); ``"auto"`` picks the CPU for them, another device is a ``ValueError``.
+    """
+    if not _cpu_only(extras):
+        return model.to(resolve_device(device))
+    if str(device) != "auto" and resolve_device(device).type != "cpu":
+        what = "an ONNX model runs on ONNX Runtime's CPU provider" if extras.kind == "onnx" else \
+            "an int8 model runs on PyTorch's CPU int8 kernels"
+        raise ValueError(f"{path}: {what} only, not on device {str(device)!r} (use device cpu or auto, or a "
+                         "float .pt / safetensors model for a GPU)")
+    return model
 
 
 class Pretrained(NamedTuple):
@@ -67,7 +88,7 @@ def load_pretrained(path: str | Path, method: str = SearchConfig.method, lm_para
     search_options = dict(search_options or {})
     check_options(method, search_options, lm_params)  # before the (slow) model load
     model, tokenizer, extras = load_acoustic_model(path)
-    model = model.to(resolve_device(device))
+    model = place_model(model, extras, device, path)
     folder = extras.source if extras.source.is_dir() else None
     model_path = Path(path) if folder is None else None  # a file's lm-params.yaml lies beside it
     if method == "beam-lm" and folder is not None and lm_params is None:  # the folder's LM and tuned values
@@ -119,7 +140,8 @@ class Recognizer:
                 a training checkpoint, or a hub id ``owner/name`` (``asr.model.files.load_acoustic_model``).
                 A folder's LM, lexicon and tuned values serve beam-lm, its ``calibration.json`` the
                 word confidences.
-            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"``.
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"``; ONNX and int8 models run on the
+                CPU only (``place_model``).
             method: ``"greedy"``, ``"beam"`` or ``"beam-lm"``.
             lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
             batch_size, segment, channel: as for ``Recognizer``.
@@ -235,9 +257,10 @@ def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
     given = {k: v for k, v in (search_options or {}).items() if v is not None}
     part = open_shard(shard, run_key([model_path, cuts_path], methods=list(methods), options=given,
                                      lm_params=lm_params, max_duration=max_duration))
-    model, tokenizer, _ = load_acoustic_model(model_path)
+    model, tokenizer, extras = load_acoustic_model(model_path)
     cuts = load_cuts(cuts_path)
-    recognizer = Recognizer(model.to(resolve_device(part.device(device))), tokenizer, model_path=model_path)
+    rank_device = device if _cpu_only(extras) else part.device(device)  # "auto" is the CPU for ONNX and int8
+    recognizer = Recognizer(place_model(model, extras, rank_device, model_path), tokenizer, model_path=model_path)
     written = []
     for method in methods:
         options = {k: v for k, v in given.items() if k in method_options(method)}

@@ -58,6 +58,8 @@ from ..decoding.confidence import Calibrator
 from ..decoding.search import BeamSearch, GreedySearch, frame_shift
 from ..decoding.words import Word
 from ..model.encoder import EncoderStream
+from ..model.files import model_device
+from ..model.onnx_model import OnnxModel
 from ..model.subsampling import SubsamplingStream
 from .recognizer import load_pretrained, resolve_device
 
@@ -116,6 +118,9 @@ class ModelStream:
     """Log-mel frames in, log-probs out, incrementally: CMVN, subsampling, encoder, output layer."""
 
     def __init__(self, model):
+        if isinstance(model, OnnxModel):
+            raise ValueError("an ONNX model cannot stream (its graph runs whole utterances); stream the model it "
+                             "was exported from (.pt or a safetensors model folder, int8 included)")
         self.model = model
         self.subsampling = SubsamplingStream(model.subsampling)
         self.encoder = EncoderStream(model.encoder)  # refuses a full-utterance bidirectional encoder
@@ -189,8 +194,8 @@ class Stream:
                  calibrator: Calibrator | None = None):
         if search is not None and not isinstance(search, (GreedySearch, BeamSearch)):
             raise TypeError(f"search: expected a GreedySearch or BeamSearch, got {type(search).__name__}")
-        if next(model.parameters()).device.type != "cpu":
-            raise ValueError(f"device: a stream runs its model on the CPU, got {next(model.parameters()).device}")
+        if model_device(model).type != "cpu":
+            raise ValueError(f"device: a stream runs its model on the CPU, got {model_device(model)}")
         cfg = cfg or StreamConfig()
         self.cfg = cfg
         self.model = model.eval()
@@ -223,7 +228,8 @@ class Stream:
         ``load_pretrained``): a folder's LM and tuned values for beam-lm, ``calibration.json``.
 
         Args:
-            path: a streamable model: folder, model file, checkpoint or hub id.
+            path: a streamable model: folder, model file, checkpoint or hub id (PyTorch, float or int8; an
+                ONNX graph runs whole utterances only and is refused).
             method: ``"greedy"``, ``"beam"`` or ``"beam-lm"``; ``search_options`` as for the Recognizer.
             lm_params: beam-lm: a tuned ``lm-params.yaml`` (default: the one next to the model, if any).
             cfg: endpointing and partial interval.
@@ -232,7 +238,10 @@ class Stream:
         if device is not None and resolve_device(device).type != "cpu":
             raise ValueError(f"device: a stream runs its model on the CPU, got {device!r}")
         loaded = load_pretrained(path, method, lm_params, search_options, "cpu")
-        return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)
+        try:
+            return cls(loaded.model, loaded.tokenizer, cfg, loaded.search, calibrator=loaded.calibrator)
+        except ValueError as err:  # a model that cannot stream: say which
+            raise ValueError(f"{path}: {err}") from None
 
     @property
     def search(self) -> BeamSearch | None:

@@ -40,6 +40,7 @@ from ..data.cuts import collate_feats
 from ..decoding.confidence import Calibrator
 from ..decoding.search import BeamSearch, GreedySearch, frame_shift
 from ..decoding.words import Word
+from ..model.files import model_device
 from .outputs import Segment, Transcript
 
 __all__ = [
@@ -207,7 +208,7 @@ class Transcriber:
         features = model.cfg.features
         self.sample_rate = features.sample_rate
         self.logmel = LogMel(features)
-        self.device = next(model.parameters()).device
+        self.device = model_device(model)
         self.frame_seconds = frame_shift(model)  # output frame t covers input frames [t*k, t*k+k)
         self.min_samples = self._min_samples()
         self.search = self._with_words(search or GreedySearch(tokenizer))

@@ -10,6 +10,7 @@ import logging
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -57,18 +58,46 @@ def save_atomic(obj: dict, path: str | Path) -> None:
 
 
 def load_file(path: str | Path) -> dict:
-    """``torch.load(weights_only=True)`` with one clear error for any unreadable file."""
+    """``torch.load(weights_only=True)`` with one clear error for any unreadable file.
+
+    Only a zip archive with a ``data.pkl`` (what ``torch.save`` writes) reaches the unpickler: random
+    bytes, a truncated file or another format are refused before it, so no error repeats PyTorch's
+    advice to retry with ``weights_only=False`` (unsafe for a file that is not a model).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    unreadable = f"{path}: not a readable checkpoint or model file"
+    if not _is_torch_archive(path):
+        raise CheckpointError(f"{unreadable} (not the zip archive torch.save writes: truncated, or another format)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pickle protocol")  # a foreign pickle: refused below
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{unreadable} ({_load_error(err)})") from None
     if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
         raise CheckpointError(f"{path}: not an asr model file (expected format {MODEL_FORMAT!r})")
     return obj
+
+
+def _is_torch_archive(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def _load_error(err: Exception) -> str:
+    """The reason in a ``torch.load`` error, without its advice to load with ``weights_only=False``."""
+    text = str(err).strip()
+    if "WeightsUnpickler error:" in text:  # a pickle of objects other than tensors and plain containers
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        return f"it pickles objects that a weights-only load refuses: {detail.split(' was not an allowed')[0]}"
+    first = text.splitlines()[0] if text else type(err).__name__
+    return type(err).__name__ if "weights_only" in first else first
 
 
 def model_package(model: CTCModel, tokenizer) -> dict:

@@ -395,8 +395,9 @@ class EncoderStream:
         self.raw_start = 0  # stream index of raw[0]
         self.pending: Tensor | None = None  # (1, n, (La+1)*D) stacked frames waiting for their window (LC)
         # zeros, as the encoder starts from; explicit so that streams at their start batch with others
-        weight = next(encoder.parameters())  # on the model's device and dtype
-        self.states: list[Tensor] = [layer.zero_state(1, weight) for layer in encoder.layers]
+        # on the model's device and dtype; an int8 encoder (all weights packed) runs in float32 on the CPU
+        like = next(encoder.parameters(), torch.zeros(()))
+        self.states: list[Tensor] = [layer.zero_state(1, like) for layer in encoder.layers]
 
     @staticmethod
     def _cat(old: Tensor | None, new: Tensor) -> Tensor:

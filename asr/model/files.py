@@ -26,6 +26,7 @@ kernel and stay float32.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import os
@@ -58,6 +59,7 @@ __all__ = [
     "load_onnx_model",
     "load_acoustic_model",
     "load_float_model",
+    "model_device",
 ]
 
 log = logging.getLogger(__name__)
@@ -427,8 +429,8 @@ def _is_torchscript(path: Path) -> bool:
 def _load_model_file(path: Path):
     """``load_model`` with every failure, however odd the file, as one ``CheckpointError`` line."""
     if _is_torchscript(path):
-        raise CheckpointError(f"{path}: a TorchScript export ('asr export'), not a model file; give the model "
-                              "file it was exported from")
+        raise CheckpointError(f"{path}: a TorchScript export ('asr export') runs alone under torch.jit.load; asr "
+                              "loads the .pt it came from, a model folder ('asr package', --int8 too) or an .onnx")
     try:
         return load_model(path)
     except CheckpointError:
@@ -446,6 +448,7 @@ def load_acoustic_model(path_or_repo_id: str | Path, threads: int | None = None)
             ``asr export --format onnx`` (self-describing through its ``asr.json`` metadata), a ``.pt``
             model file or training checkpoint, or ``owner/name`` of a model folder on the Hugging Face
             hub (``huggingface_hub.snapshot_download``; only the local cache when HF_HUB_OFFLINE=1).
+            A TorchScript export is refused (it runs alone under torch.jit.load; this loader reads no code).
         threads: ONNX Runtime intra-op threads (default ``torch.get_num_threads()``); PyTorch models
             follow ``torch.set_num_threads``.
 
@@ -473,6 +476,15 @@ def load_acoustic_model(path_or_repo_id: str | Path, threads: int | None = None)
         model, tokenizer = _load_model_file(path)
         return model.eval(), tokenizer, ModelExtras(source=path.resolve(), kind="pytorch")
     return load_model_dir(_hub_snapshot(str(path_or_repo_id)), threads)
+
+
+def model_device(model) -> torch.device:
+    """The device a loaded model runs on: its tensors' for a ``CTCModel``; the CPU for an ``OnnxModel``
+    and for an int8 model whose every weight is packed (``quantize_dynamic`` leaves it no parameters)."""
+    if isinstance(model, OnnxModel):
+        return torch.device("cpu")
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def load_float_model(model_path: str | Path) -> tuple[CTCModel, object]:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..config import ModelConfig
+from .subsampling import build_subsampling
 
 __all__ = ["ONNX_FORMAT", "ONNX_META_KEY", "INPUT_NAMES", "OUTPUT_NAMES", "OnnxModel", "read_onnx_meta"]
 
@@ -81,6 +82,11 @@ class OnnxModel:
         self.vocab_size = vocab_size
         self.session = session if session is not None else _session(self.path, threads)
         self._check_signature()
+        self._subsampling = build_subsampling(cfg.subsampling, cfg.features.num_mels)  # its length arithmetic
+
+    def output_lengths(self, feat_lens: Tensor) -> Tensor:
+        """Output frames for ``feat_lens`` input frames: (B,) int64 -> (B,) int64, as ``CTCModel``'s."""
+        return self._subsampling.output_lengths(feat_lens)
 
     def _check_signature(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
