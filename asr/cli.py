@@ -13,9 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, CustomPrepareConfig, DecodeConfig,
-                     ExportConfig, HotwordConfig, LibriSpeechPrepareConfig, LMBuildConfig, PackageConfig, ScoreConfig, SearchConfig, SegmentConfig,
-                     ServerConfig, StreamConfig, TimitPrepareConfig, TranscribeConfig, TuneConfig)
+from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, CustomPrepareConfig, DataConfig,
+                     DecodeConfig, ExportConfig, HotwordConfig, LibriSpeechPrepareConfig, LMBuildConfig, PackageConfig,
+                     ScoreConfig, SearchConfig, SegmentConfig, ServerConfig, StreamConfig, TimitPrepareConfig,
+                     TranscribeConfig, TuneConfig, ValidateConfig)
 
 __all__ = ["main"]
 
@@ -219,7 +220,8 @@ def _add_custom_prepare_parsers(corpora) -> dict[str, argparse.ArgumentParser]:
                            "metadata.csv, a spreadsheet)")
     t.add_argument("table", type=Path)
     t.add_argument("out_dir", type=Path)
-    t.add_argument("--audio", required=True, help="audio path column: header name or number (1 = first)")
+    t.add_argument("--audio", dest="audio_column", required=True, help="audio path column: header name or number "
+                   "(1 = first)")
     t.add_argument("--text", required=True, help="transcript column")
     t.add_argument("--speaker", help="speaker column (without it, dev/test hold out utterances)")
     t.add_argument("--root", type=Path, help="relative audio paths start here (default: the table's directory)")
@@ -262,7 +264,7 @@ def _prepare_kaldi(args) -> None:
 def _prepare_table(args) -> None:
     from .data.corpora.custom import prepare_table
 
-    prepare_table(args.table, args.out_dir, args.audio, args.text, args.speaker, cfg=_config(CustomPrepareConfig, args),
+    prepare_table(args.table, args.out_dir, args.audio_column, args.text, args.speaker, cfg=_config(CustomPrepareConfig, args),
                   **_given(args, "root", "delimiter", "header", "audio_suffix"))
 
 
@@ -288,6 +290,48 @@ def _prepare_lhotse(args) -> None:
             raise ValueError(f"--opt {item!r}: expected KEY=VALUE")
         options[key] = value
     prepare_lhotse(args.name, args.corpus_dir, args.out_dir, options, **_given(args, *_CUSTOM_OPTIONS))
+
+
+# ---- validate ------------------------------------------------------------------------------------
+
+
+def _validate(args) -> None:
+    import json
+
+    from .data.validate import validate_manifests
+
+    units = {}
+    if args.units_of is not None:
+        from .model.files import load_units
+
+        tokenizer, model_cfg = load_units(args.units_of)
+        units = {"tokenizer": tokenizer, "features": model_cfg.features, "subsampling": model_cfg.subsampling.factor}
+    report = validate_manifests(args.cuts, cfg=_config(ValidateConfig, args), fix_dir=args.fix,
+                                on_problem=lambda p: print(p, file=sys.stderr), **units,
+                                **_given(args, "max_utt_duration"))
+    print(report.table())
+    if args.report is not None:
+        args.report.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    if report.num_errors:
+        raise ValueError(f"{report.num_errors} error(s), see above" + (f"; fixed manifests in {args.fix}"
+                                                                      if args.fix else ""))
+
+
+def _add_validate_parser(sub) -> None:
+    p = sub.add_parser("validate", help="check cut manifests before training (audio, transcripts, CTC lengths, "
+                       "units, speakers); exit status 1 on errors")
+    p.add_argument("cuts", type=Path, nargs="+", metavar="CUTS", help="manifests, training set first (speakers of "
+                   "the others are looked up in it)")
+    p.add_argument("--units", dest="units_of", type=Path, metavar="MODEL_OR_TOKENIZER", help="model file or folder, tokenizer.json "
+                   "or sentencepiece .model: check characters and CTC lengths against its units and frame rate")
+    p.add_argument("--fix", type=Path, metavar="OUT_DIR", help="write each manifest without its broken cuts here")
+    p.add_argument("--report", type=Path, metavar="JSON", help="write the summary and the problems as JSON")
+    _option(p, "--audio", cfg=ValidateConfig, name="audio_check", choices=["none", "exists", "header", "decode"], help="audio checks")
+    _option(p, "--duration-tolerance", cfg=ValidateConfig, type=float, help="seconds a cut may pass its file's end")
+    _option(p, "--num-jobs", cfg=ValidateConfig, type=int, help="threads checking audio")
+    _option(p, "--max-utt-duration", cfg=DataConfig, type=float, help="longer cuts are reported (training drops "
+            "them)")
+    p.set_defaults(func=_validate)
 
 
 # ---- train, average ------------------------------------------------------------------------------
@@ -594,6 +638,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_download_parser(sub)
     _add_prepare_parser(sub)
+    _add_validate_parser(sub)
     _add_train_parser(sub)
     _add_average_parser(sub)
     _add_decode_parser(sub)
