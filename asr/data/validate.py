@@ -18,6 +18,7 @@ Memory: per cut, 8 bytes (a hash of its id, for duplicates); the speakers, the c
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 AUDIO_CHECKS = ("none", "exists", "header", "decode")
 MAX_KEPT_PROBLEMS = 10000  # problems kept for the JSON report (all are counted and passed to on_problem)
-_BLOCK = 2048  # lines parsed, then audio-checked in parallel, at a time
+_BLOCK = 2048  # lines parsed, then checked in parallel, at a time
+_SLICE = 64  # cuts per task of a checking thread (one task per cut costs more than a check without audio)
 _WARNINGS = {"too-long", "rate-mix", "channel-mix", "shared-speakers"}
 
 
@@ -164,6 +166,11 @@ def _parse(number: int, line: str) -> _Cut:
         raise ValueError(f"not a cut with a recording ({type(err).__name__}: {err})") from None
 
 
+@functools.lru_cache(maxsize=64)  # the segments of one long recording come one after another
+def _header(path: str):
+    return audio_info(path)
+
+
 class _AudioChecker:
     """Audio checks of one cut at a level of ``AUDIO_CHECKS``; returns (kind, detail) problems."""
 
@@ -181,7 +188,7 @@ class _AudioChecker:
         if not Path(cut.audio).exists():
             return [("missing-audio", "no such file")]
         try:
-            info = audio_info(cut.audio)
+            info = _header(cut.audio)
         except AudioError as err:
             return [("unreadable-audio", str(err).removeprefix(f"{cut.audio}: "))]
         return self._lengths(cut, info)
@@ -289,10 +296,16 @@ class _Pass:
                 cuts.append(_parse(number, line))
             except ValueError as err:
                 self.problem("bad-line", number, "", "", str(err))
-        for cut, found in zip(cuts, self.pool.map(lambda c: [p for check in self.checks for p in check(c)], cuts)):
-            self._count(cut)
-            for kind, detail in found:
-                self.problem(kind, cut.line, cut.id, cut.audio, detail)
+        slices = [cuts[i:i + _SLICE] for i in range(0, len(cuts), _SLICE)]
+        for part, found in zip(slices, self.pool.map(self._check, slices)):
+            for cut, problems in zip(part, found):
+                self._count(cut)
+                for kind, detail in problems:
+                    self.problem(kind, cut.line, cut.id, cut.audio, detail)
+
+    def _check(self, cuts: list[_Cut]) -> list[list[tuple[str, str]]]:
+        """(kind, detail) problems of each cut (in a worker thread)."""
+        return [[p for check in self.checks for p in check(cut)] for cut in cuts]
 
     def _count(self, cut: _Cut) -> None:
         s = self.summary
