@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
 
 from asr.data.corpora.an4 import parse_transcription
-from helpers import run_recipe
+from helpers import REPO, run_recipe
 
 TINY_CONFIG = """\
 model:
@@ -49,3 +51,25 @@ def test_template_recipe_from_a_csv_to_a_score(an4_dir, tmp_path):
     assert len(hyps) == 4  # one held-out test speaker
     summary = (work / "exp/decode/wer-summary.txt").read_text()
     assert "%WER" in summary and "beam-lm" in summary
+
+
+def test_template_recipe_passes_importer_options_and_fine_tuning_through(tmp_path):
+    """With a recording ``asr`` first on PATH: "lhotse NAME" and --prepare-opts are split into words,
+    --units and --init-from reach the training command, and each stage runs one command."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "asr").write_text('#!/bin/sh\necho "asr $*" >> "$ASR_LOG"\n')
+    (bin_dir / "asr").chmod(0o755)
+    (tmp_path / "data/manifests").mkdir(parents=True)  # what the real `asr prepare` makes
+    result = subprocess.run(
+        ["bash", str(REPO / "recipes/template/run.sh"), "--importer", "lhotse commonvoice", "--input", "cv dir",
+         "--prepare-opts", "--opt languages=en", "--units", "bpe", "--init-from", "an4/model.pt", "--stop-stage", "3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log")))
+    assert result.returncode == 0, result.stderr
+    cuts = [f"data/manifests/data_cuts_{s}.jsonl.gz" for s in ("train", "dev", "test")]
+    assert (tmp_path / "log").read_text().splitlines() == [
+        "asr prepare lhotse commonvoice cv dir data/manifests --corpus data --opt languages=en",
+        f"asr validate {' '.join(cuts)} --report data/manifests/validate.json",
+        f"asr train --config {REPO}/recipes/template/../../conf/an4.yaml --train {cuts[0]} --dev {cuts[1]} "
+        "--exp-dir exp tokenizer.kind=bpe init_from=an4/model.pt init_units=data"]

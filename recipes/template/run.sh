@@ -7,8 +7,8 @@
 #               text_*, utt2spk_*, ${corpus}_chars.txt (every character and its count: check it before training)
 #   2 validate  the three manifests -> data/manifests/validate.json; errors stop the recipe (fix the data, or
 #               write clean manifests with `asr validate ... --fix DIR`)
-#   3 train     manifests + $config -> $exp_dir/checkpoints/epoch-*.pt; the units (tokenizer.kind=$units:
-#               characters, or BPE trained on the training text) are made from text_train as training starts;
+#   3 train     manifests + $config -> $exp_dir/checkpoints/epoch-*.pt; the units (the config's tokenizer or
+#               --units char|bpe) are made from the training transcripts as training starts;
 #               with --init-from MODEL the run starts from that model's encoder (new units allowed)
 #   4 average   last $avg epoch checkpoints -> $exp_dir/model.pt
 #   5 lm        text_train -> data/lm/3gram.arpa (word 3-gram)
@@ -35,8 +35,8 @@ input=                                 # your data: directory, table or manifest
 prepare_opts=                          # more options of asr prepare, e.g. "--case upper --remove-punct"
 corpus=data                            # manifest names: CORPUS_cuts_SPLIT.jsonl.gz
 config=$recipe_dir/../../conf/an4.yaml # training config: pick by hours of audio, see README.md
-units=char                             # output units: char or bpe
-bpe_size=256                           # BPE vocabulary size (units=bpe)
+units=                                 # output units, char or bpe; empty: the config's tokenizer.kind
+bpe_size=                              # BPE vocabulary size; empty: the config's tokenizer.vocab_size
 init_from=                             # fine-tune from this model (.pt or folder; new units allowed); empty: scratch
 exp_dir=exp                            # checkpoints, model.pt, decode/
 avg=5                                  # epoch checkpoints averaged into model.pt
@@ -61,9 +61,10 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  stage_begin 3 "train with $config ($units units${init_from:+, from $init_from}) into $exp_dir"
+  stage_begin 3 "train with $config${units:+ ($units units)}${init_from:+ from $init_from} into $exp_dir"
   asr train --config "$config" --train "$(cuts train)" --dev "$(cuts dev)" --exp-dir "$exp_dir" \
-    tokenizer.kind=$units tokenizer.vocab_size=$bpe_size ${init_from:+init_from=$init_from init_units=data}
+    ${units:+tokenizer.kind=$units} ${bpe_size:+tokenizer.vocab_size=$bpe_size} \
+    ${init_from:+init_from=$init_from init_units=data}
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
