@@ -249,7 +249,7 @@ def _add_custom_prepare_parsers(corpora) -> dict[str, argparse.ArgumentParser]:
     h.add_argument("corpus_dir", type=Path)
     h.add_argument("out_dir", type=Path)
     h.add_argument("--opt", action="append", metavar="KEY=VALUE", help="keyword argument of lhotse's recipe, "
-                   "e.g. languages=en (repeatable)")
+                   "e.g. languages=en, dataset_parts=[train, dev] (YAML values; repeatable)")
     _custom_options(h, lhotse=True)
     h.set_defaults(func=_prepare_lhotse)
     return {"kaldi": k, "table": t, "jsonl": j, "folder": f, "lhotse": h}
@@ -264,7 +264,8 @@ def _prepare_kaldi(args) -> None:
 def _prepare_table(args) -> None:
     from .data.corpora.custom import prepare_table
 
-    prepare_table(args.table, args.out_dir, args.audio_column, args.text, args.speaker, cfg=_config(CustomPrepareConfig, args),
+    prepare_table(args.table, args.out_dir, args.audio_column, args.text, args.speaker,
+                  cfg=_config(CustomPrepareConfig, args),
                   **_given(args, "root", "delimiter", "header", "audio_suffix"))
 
 
@@ -283,12 +284,14 @@ def _prepare_folder(args) -> None:
 def _prepare_lhotse(args) -> None:
     from .data.corpora.lhotse_recipes import prepare_lhotse
 
+    import yaml
+
     options = {}
     for item in args.opt or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--opt {item!r}: expected KEY=VALUE")
-        options[key] = value
+        options[key] = yaml.safe_load(value)  # as config overrides: 4 -> int, [en, fr] -> list, en -> str
     prepare_lhotse(args.name, args.corpus_dir, args.out_dir, options, **_given(args, *_CUSTOM_OPTIONS))
 
 
@@ -322,11 +325,13 @@ def _add_validate_parser(sub) -> None:
                        "units, speakers); exit status 1 on errors")
     p.add_argument("cuts", type=Path, nargs="+", metavar="CUTS", help="manifests, training set first (speakers of "
                    "the others are looked up in it)")
-    p.add_argument("--units", dest="units_of", type=Path, metavar="MODEL_OR_TOKENIZER", help="model file or folder, tokenizer.json "
-                   "or sentencepiece .model: check characters and CTC lengths against its units and frame rate")
+    p.add_argument("--units", dest="units_of", type=Path, metavar="MODEL_OR_TOKENIZER", help="model file or "
+                   "folder, tokenizer.json or sentencepiece .model: check characters and CTC lengths against its "
+                   "units and frame rate")
     p.add_argument("--fix", type=Path, metavar="OUT_DIR", help="write each manifest without its broken cuts here")
     p.add_argument("--report", type=Path, metavar="JSON", help="write the summary and the problems as JSON")
-    _option(p, "--audio", cfg=ValidateConfig, name="audio_check", choices=["none", "exists", "header", "decode"], help="audio checks")
+    _option(p, "--audio", cfg=ValidateConfig, name="audio_check", choices=["none", "exists", "header", "decode"],
+            help="audio checks")
     _option(p, "--duration-tolerance", cfg=ValidateConfig, type=float, help="seconds a cut may pass its file's end")
     _option(p, "--num-jobs", cfg=ValidateConfig, type=int, help="threads checking audio")
     _option(p, "--max-utt-duration", cfg=DataConfig, type=float, help="longer cuts are reported (training drops "

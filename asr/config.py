@@ -269,7 +269,7 @@ class CustomPrepareConfig:
 
 @dataclass
 class ValidateConfig:
-    audio_check: str = "header"  # audio checks: "none", "exists" (file present), "header" (rate, channels, length), "decode" (read each cut's last samples)
+    audio_check: str = "header"  # "none", "exists" (file present), "header" (rate, length), "decode" (read each cut's end)
     duration_tolerance: float = 0.025  # seconds a cut may pass its file's end (lhotse's tolerance)
     num_jobs: int = 4  # threads checking audio
 

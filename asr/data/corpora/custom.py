@@ -354,7 +354,8 @@ def prepare_kaldi(data_dir: str | Path, out_dir: str | Path, cfg: CustomPrepareC
     and ``utt2spk``.
 
     Relative paths and commands in ``wav.scp`` are taken from the current directory, as Kaldi does.
-    A piped command (``sph2pipe -f wav x.sph |``) runs once, its audio stored as ``out_dir/audio/ID.flac``.
+    A piped command (``sph2pipe -f wav x.sph |``) runs once, its audio stored as ``out_dir/audio/ID.flac``
+    (after the transcripts passed their checks, before the audio headers are; a rerun reuses the file).
     Without ``utt2spk`` the speakers are unknown. Every utterance of ``text`` needs a recording
     (``segments`` or ``wav.scp``), and every utterance of ``segments`` a transcript.
     """
@@ -377,12 +378,15 @@ def prepare_kaldi(data_dir: str | Path, out_dir: str | Path, cfg: CustomPrepareC
             raise ValueError(f"{origin}: utterance {utt!r} is in neither segments nor wav.scp")
         if speakers and utt not in speakers:
             raise ValueError(f"{origin}: utterance {utt!r} has no line in {data_dir / 'utt2spk'}")
-    audio = _kaldi_audio(wav_scp, Path(out_dir) / "audio", cfg.num_jobs)
     utterances = []
     for utt, (text, origin) in texts.items():
         rec, start, duration, _ = segments.get(utt, (utt, 0.0, None, origin))
-        utterances.append(Utterance(id=utt, audio=audio[rec], text=text, speaker=speakers.get(utt, (None,))[0],
+        utterances.append(Utterance(id=utt, audio=Path(rec), text=text, speaker=speakers.get(utt, (None,))[0],
                                     origin=origin, start=start, duration=duration, recording_id=rec))
+    _texts(utterances, cfg)  # transcript errors before any command runs
+    audio = _kaldi_audio(wav_scp, Path(out_dir) / "audio", cfg.num_jobs)
+    for utt in utterances:
+        utt.audio = audio[utt.recording_id]
     return write_corpus(utterances, out_dir, cfg)
 
 

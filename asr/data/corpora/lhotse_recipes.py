@@ -103,8 +103,7 @@ def prepare_lhotse(name: str, corpus_dir: str | Path, out_dir: str | Path, optio
         name: the recipe, e.g. ``commonvoice``, ``tedlium``, ``mls``.
         corpus_dir: the corpus as lhotse's recipe expects it (see its docstring).
         out_dir: where manifests go; lhotse's own manifests are written to a temporary directory.
-        options: more keyword arguments of the lhotse recipe (e.g. ``{"languages": "en"}``); strings are
-            passed as they are.
+        options: more keyword arguments of the lhotse recipe (e.g. ``{"languages": "en"}``).
         overrides: ``CustomPrepareConfig`` fields (the corpus name defaults to ``name``, the text
             normalisation to ``CORPUS_TEXT[name]``); ``split``, ``dev_fraction`` and ``test_fraction``
             do not apply: the parts are lhotse's.
