@@ -220,10 +220,10 @@ def _add_custom_prepare_parsers(corpora) -> dict[str, argparse.ArgumentParser]:
                            "metadata.csv, a spreadsheet)")
     t.add_argument("table", type=Path)
     t.add_argument("out_dir", type=Path)
-    t.add_argument("--audio", dest="audio_column", required=True, help="audio path column: header name or number "
+    t.add_argument("--audio", dest="audio_column", metavar="COL", required=True, help="audio path column: header name or number "
                    "(1 = first)")
-    t.add_argument("--text", required=True, help="transcript column")
-    t.add_argument("--speaker", help="speaker column (without it, dev/test hold out utterances)")
+    t.add_argument("--text", metavar="COL", required=True, help="transcript column")
+    t.add_argument("--speaker", metavar="COL", help="speaker column (without it, dev/test hold out utterances)")
     t.add_argument("--root", type=Path, help="relative audio paths start here (default: the table's directory)")
     t.add_argument("--delimiter", help="field separator, 'tab' for tabs (default: tab for .tsv, else comma)")
     t.add_argument("--no-header", dest="header", action="store_false", default=None,
