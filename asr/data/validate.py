@@ -258,9 +258,9 @@ class _TextChecker:
 class _Pass:
     """One manifest's pass: parse blocks of lines, check them, count and report."""
 
-    def __init__(self, path: Path, checks: list[Callable], pool: ThreadPoolExecutor, cfg: ValidateConfig,
-                 max_utt_duration: float, report: Callable[[Problem], None]):
-        self.path, self.checks, self.pool, self.cfg = path, checks, pool, cfg
+    def __init__(self, path: Path, checks: list[Callable], pool: ThreadPoolExecutor, max_utt_duration: float,
+                 report: Callable[[Problem], None]):
+        self.path, self.checks, self.pool = path, checks, pool
         self.max_utt_duration = max_utt_duration
         self.report = report
         self.summary = ManifestSummary(path=str(path))
@@ -398,7 +398,7 @@ def validate_manifests(paths: Sequence[str | Path], tokenizer=None, cfg: Validat
         for path in map(Path, paths):
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such cut manifest")
-            one = _Pass(path, checks, pool, cfg, max_utt_duration, report)
+            one = _Pass(path, checks, pool, max_utt_duration, report)
             one.run()
             if train_speakers is None:
                 train_speakers = one.speakers
