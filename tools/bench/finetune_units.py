@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "conf/an4.yaml"))
     parser.add_argument("--utts", type=int, default=200, help="training cuts of the new corpus")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (num_threads; 1 avoids "
+                        "OpenMP spinning on a shared machine)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     manifests = args.manifests or args.work / "an4"
@@ -67,7 +69,7 @@ def main() -> None:
                         str(manifests)], check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
     respell(manifests / "an4_cuts_train.jsonl.gz", args.work / "train.jsonl.gz", args.utts)
     respell(manifests / "an4_cuts_dev.jsonl.gz", args.work / "dev.jsonl.gz", None)
-    common = [f"epochs={args.epochs}"]
+    common = [f"epochs={args.epochs}", f"num_threads={args.threads}"]
     runs = {"scratch": train(args.work, "scratch", args.config, common),
             "fine-tuned": train(args.work, "tuned", args.config, common + [f"init_from={args.model}", "init_units=data",
                                                                          "init_cmvn=data"])}
