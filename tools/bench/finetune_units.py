@@ -8,6 +8,7 @@ each run's ``log.csv``: train loss per frame, dev loss per frame, dev CER and WE
 
     python tools/bench/finetune_units.py --model /work/an4run/exp/model.pt --work /tmp/ft
     python tools/bench/finetune_units.py --model EXP/checkpoints/epoch-010.pt --work /tmp/ft --utts 200 --epochs 2
+    python tools/bench/finetune_units.py --model MODEL --work /tmp/ft6 --epochs 6 optim.warmup_steps=20
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "conf/an4.yaml"))
     parser.add_argument("--utts", type=int, default=200, help="training cuts of the new corpus")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="more training overrides of both runs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (num_threads; 1 avoids "
                         "OpenMP spinning on a shared machine)")
     args = parser.parse_args()
@@ -69,7 +71,7 @@ def main() -> None:
                         str(manifests)], check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
     respell(manifests / "an4_cuts_train.jsonl.gz", args.work / "train.jsonl.gz", args.utts)
     respell(manifests / "an4_cuts_dev.jsonl.gz", args.work / "dev.jsonl.gz", None)
-    common = [f"epochs={args.epochs}", f"num_threads={args.threads}"]
+    common = [f"epochs={args.epochs}", f"num_threads={args.threads}", *args.overrides]
     runs = {"scratch": train(args.work, "scratch", args.config, common),
             "fine-tuned": train(args.work, "tuned", args.config, common + [f"init_from={args.model}", "init_units=data",
                                                                          "init_cmvn=data"])}
