@@ -191,8 +191,7 @@ _CUSTOM_OPTIONS = tuple(f.name for f in dataclasses.fields(CustomPrepareConfig))
 
 def _custom_options(p: argparse.ArgumentParser, lhotse: bool = False) -> None:
     """The text, split and speed options every importer of data the toolkit did not write shares."""
-    _option(p, "--corpus", cfg=CustomPrepareConfig, help="manifest names: CORPUS_cuts_SPLIT.jsonl.gz" +
-            (" (default here: the recipe's name)" if lhotse else ""))
+    _option(p, "--corpus", cfg=CustomPrepareConfig, help="manifest names: CORPUS_cuts_SPLIT.jsonl.gz")
     if not lhotse:
         _option(p, "--split", cfg=CustomPrepareConfig, help="write everything as this one split (e.g. test); "
                 "without it dev and test speakers are held out")
@@ -200,10 +199,10 @@ def _custom_options(p: argparse.ArgumentParser, lhotse: bool = False) -> None:
                 "(utterances when speakers are unknown)")
         _option(p, "--test-fraction", cfg=CustomPrepareConfig, type=float, help="share held out as test")
         _option(p, "--seed", cfg=CustomPrepareConfig, type=int, help="picks the held-out speakers")
-    _option(p, "--case", cfg=CustomPrepareConfig, choices=["keep", "upper", "lower"], help="transcript case" +
-            (" (default here: the corpus's, see asr.data.corpora.lhotse_recipes)" if lhotse else ""))
+    rule = "; without it, the corpus's rule of asr.data.corpora.lhotse_recipes.CORPUS_TEXT, if any" if lhotse else ""
+    _option(p, "--case", cfg=CustomPrepareConfig, choices=["keep", "upper", "lower"], help=f"transcript case{rule}")
     _option(p, "--remove-punct", cfg=CustomPrepareConfig, action="store_true", help="delete punctuation except "
-            "word-internal ' and -")
+            f"word-internal ' and -{rule}")
     _option(p, "--chars", cfg=CustomPrepareConfig, help="character whitelist: utterances with others are left "
             "out and counted (see CORPUS_chars.txt)")
     _option(p, "--num-jobs", cfg=CustomPrepareConfig, type=int, help="threads reading audio headers")
@@ -220,8 +219,8 @@ def _add_custom_prepare_parsers(corpora) -> dict[str, argparse.ArgumentParser]:
                            "metadata.csv, a spreadsheet)")
     t.add_argument("table", type=Path)
     t.add_argument("out_dir", type=Path)
-    t.add_argument("--audio", dest="audio_column", metavar="COL", required=True, help="audio path column: header name or number "
-                   "(1 = first)")
+    t.add_argument("--audio", dest="audio_column", metavar="COL", required=True, help="audio path column: header "
+                   "name or number (1 = first)")
     t.add_argument("--text", metavar="COL", required=True, help="transcript column")
     t.add_argument("--speaker", metavar="COL", help="speaker column (without it, dev/test hold out utterances)")
     t.add_argument("--root", type=Path, help="relative audio paths start here (default: the table's directory)")
@@ -282,9 +281,9 @@ def _prepare_folder(args) -> None:
 
 
 def _prepare_lhotse(args) -> None:
-    from .data.corpora.lhotse_recipes import prepare_lhotse
-
     import yaml
+
+    from .data.corpora.lhotse_recipes import prepare_lhotse
 
     options = {}
     for item in args.opt or []:

@@ -134,7 +134,7 @@ def test_common_voice_through_lhotse(an4_utts, tmp_path):
     cv = _common_voice(an4_utts, tmp_path / "cv")
     out = tmp_path / "out"
     assert main(["prepare", "lhotse", "commonvoice", str(cv), str(out), "--opt", "languages=en",
-                 "--num-jobs", "1"]) == 0
+                 "--num-jobs", "1", "--corpus", "commonvoice"]) == 0
     rows = {s: _manifest(out, "commonvoice", s) for s in ("train", "dev", "test")}
     assert [len(r) for r in rows.values()] == [9, 3, 3]
     words = {f"common_voice_en_{u}": w for _, u, _, w in an4_utts}
@@ -162,7 +162,7 @@ def test_tedlium_tree_through_lhotse(an4_utts, tmp_path):
             lines.append(f"{talk} 1 {talk} 0.00 0.10 <o,f0,male> ignore_time_segment_in_scoring")
             (root / "legacy" / part / "stm" / f"{talk}.stm").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    prepare_lhotse("tedlium", root, out, num_jobs=1)
+    prepare_lhotse("tedlium", root, out, corpus="tedlium", num_jobs=1)
     rows = {s: _manifest(out, "tedlium", s) for s in parts}
     assert [len(r) for r in rows.values()] == [9, 3, 3]
     assert sorted(r["supervisions"][0]["text"] for part in rows.values() for r in part) == sorted(

@@ -104,16 +104,15 @@ def prepare_lhotse(name: str, corpus_dir: str | Path, out_dir: str | Path, optio
         corpus_dir: the corpus as lhotse's recipe expects it (see its docstring).
         out_dir: where manifests go; lhotse's own manifests are written to a temporary directory.
         options: more keyword arguments of the lhotse recipe (e.g. ``{"languages": "en"}``).
-        overrides: ``CustomPrepareConfig`` fields (the corpus name defaults to ``name``, the text
-            normalisation to ``CORPUS_TEXT[name]``); ``split``, ``dev_fraction`` and ``test_fraction``
-            do not apply: the parts are lhotse's.
+        overrides: ``CustomPrepareConfig`` fields (the text normalisation defaults to ``CORPUS_TEXT[name]``);
+            ``split``, ``dev_fraction`` and ``test_fraction`` do not apply: the parts are lhotse's.
 
     Returns:
         The cut sets by part name.
     """
     recipe = lhotse_recipe(name)
     rule = CORPUS_TEXT.get(name, TextRule(case="keep", remove_punct=False))
-    cfg = replace(CustomPrepareConfig(corpus=name, case=rule.case, remove_punct=rule.remove_punct), **overrides)
+    cfg = replace(CustomPrepareConfig(case=rule.case, remove_punct=rule.remove_punct), **overrides)
     rule = replace(rule, case=cfg.case, remove_punct=cfg.remove_punct)
     options = dict(options or {})
     if "num_jobs" in inspect.signature(recipe).parameters:
