@@ -14,7 +14,7 @@ import soundfile as sf
 from asr.cli import main
 from asr.config import CustomPrepareConfig
 from asr.data.corpora.an4 import parse_transcription
-from asr.data.corpora.custom import normalize_text, prepare_folder, prepare_jsonl, prepare_kaldi, prepare_table
+from asr.data.corpora.custom import normalize_text, prepare_folder, prepare_jsonl, prepare_kaldi
 from asr.data.corpora.lhotse_recipes import prepare_lhotse
 from asr.data.cuts import cut_audio, load_cuts
 
