@@ -13,9 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, DecodeConfig, ExportConfig, HotwordConfig,
-                     LibriSpeechPrepareConfig, LMBuildConfig, PackageConfig, ScoreConfig, SearchConfig, SegmentConfig,
-                     ServerConfig, StreamConfig, TimitPrepareConfig, TranscribeConfig, TuneConfig)
+from .config import (AverageConfig, An4PrepareConfig, CalibrationConfig, CustomPrepareConfig, DataConfig,
+                     DecodeConfig, ExportConfig, HotwordConfig, LibriSpeechPrepareConfig, LMBuildConfig, PackageConfig,
+                     ScoreConfig, SearchConfig, SegmentConfig, ServerConfig, StreamConfig, TimitPrepareConfig,
+                     TranscribeConfig, TuneConfig, ValidateConfig)
 
 __all__ = ["main"]
 
@@ -160,7 +161,8 @@ def _prepare_librispeech(args) -> None:
 
 
 def _add_prepare_parser(sub) -> None:
-    p = sub.add_parser("prepare", help="write lhotse cut manifests for a corpus (an4, timit, librispeech)")
+    p = sub.add_parser("prepare", help="write lhotse cut manifests for a corpus (an4, timit, librispeech) or your "
+                       "own data (kaldi, table, jsonl, folder, lhotse)")
     corpora = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
     q = corpora.add_parser("an4", help="train/dev/test of AN4; dev: held-out training speakers")
     q.add_argument("corpus_dir", type=Path, help="the an4 directory, holding etc/ and wav/")
@@ -185,7 +187,161 @@ def _add_prepare_parser(sub) -> None:
     _flag(s, "--train-960", help="all three training parts, plus their union as librispeech_cuts_train-960.jsonl.gz")
     _option(s, "--num-jobs", cfg=LibriSpeechPrepareConfig, type=int, help="threads reading FLAC headers")
     s.set_defaults(func=_prepare_librispeech)
-    p.set_defaults(corpus_parsers={"an4": q, "timit": r, "librispeech": s})
+    parsers = {"an4": q, "timit": r, "librispeech": s}
+    parsers.update(_add_custom_prepare_parsers(corpora))
+    p.set_defaults(corpus_parsers=parsers)
+
+
+_CUSTOM_OPTIONS = tuple(f.name for f in dataclasses.fields(CustomPrepareConfig))
+
+
+def _custom_options(p: argparse.ArgumentParser, lhotse: bool = False) -> None:
+    """The text, split and speed options every importer of data the toolkit did not write shares."""
+    _option(p, "--corpus", cfg=CustomPrepareConfig, help="manifest names: CORPUS_cuts_SPLIT.jsonl.gz")
+    if not lhotse:
+        _option(p, "--split", cfg=CustomPrepareConfig, help="write everything as this one split (e.g. test); "
+                "without it dev and test speakers are held out")
+        _option(p, "--dev-fraction", cfg=CustomPrepareConfig, type=float, help="share of speakers held out as dev "
+                "(utterances when speakers are unknown)")
+        _option(p, "--test-fraction", cfg=CustomPrepareConfig, type=float, help="share held out as test")
+        _option(p, "--seed", cfg=CustomPrepareConfig, type=int, help="picks the held-out speakers")
+    rule = "; without it, the corpus's rule of asr.data.corpora.lhotse_recipes.CORPUS_TEXT, if any" if lhotse else ""
+    _option(p, "--case", cfg=CustomPrepareConfig, choices=["keep", "upper", "lower"], help=f"transcript case{rule}")
+    _option(p, "--remove-punct", cfg=CustomPrepareConfig, action="store_true", help="delete punctuation except "
+            f"word-internal ' and -{rule}")
+    _option(p, "--chars", cfg=CustomPrepareConfig, help="character whitelist: utterances with others are left "
+            "out and counted (see CORPUS_chars.txt)")
+    _option(p, "--num-jobs", cfg=CustomPrepareConfig, type=int, help="threads reading audio headers")
+
+
+def _add_custom_prepare_parsers(corpora) -> dict[str, argparse.ArgumentParser]:
+    k = corpora.add_parser("kaldi", help="a Kaldi data directory (wav.scp with paths or piped commands, text, "
+                           "optional segments and utt2spk)")
+    k.add_argument("data_dir", type=Path)
+    k.add_argument("out_dir", type=Path, help="manifests; audio of piped wav.scp commands goes to OUT_DIR/audio")
+    _custom_options(k)
+    k.set_defaults(func=_prepare_kaldi)
+    t = corpora.add_parser("table", help="a CSV/TSV of audio paths and transcripts (Common Voice TSVs, LJSpeech's "
+                           "metadata.csv, a spreadsheet)")
+    t.add_argument("table", type=Path)
+    t.add_argument("out_dir", type=Path)
+    t.add_argument("--audio", dest="audio_column", metavar="COL", required=True, help="audio path column: header "
+                   "name or number (1 = first)")
+    t.add_argument("--text", metavar="COL", required=True, help="transcript column")
+    t.add_argument("--speaker", metavar="COL", help="speaker column (without it, dev/test hold out utterances)")
+    t.add_argument("--root", type=Path, help="relative audio paths start here (default: the table's directory)")
+    t.add_argument("--delimiter", help="field separator, 'tab' for tabs (default: tab for .tsv, else comma)")
+    t.add_argument("--no-header", dest="header", action="store_false", default=None,
+                   help="the first row is data; columns are numbers")
+    t.add_argument("--audio-suffix", help="appended to every audio value (LJSpeech: .wav)")
+    _custom_options(t)
+    t.set_defaults(func=_prepare_table)
+    j = corpora.add_parser("jsonl", help="NeMo-style JSON lines: audio_filepath, text, optional duration, offset, "
+                           "speaker")
+    j.add_argument("manifest", type=Path)
+    j.add_argument("out_dir", type=Path)
+    j.add_argument("--root", type=Path, help="relative audio paths start here (default: the manifest's directory)")
+    _custom_options(j)
+    j.set_defaults(func=_prepare_jsonl)
+    f = corpora.add_parser("folder", help="audio files with a same-named .lab or .txt transcript beside each "
+                           "(Montreal Forced Aligner layout; first subdirectory = speaker)")
+    f.add_argument("folder", type=Path)
+    f.add_argument("out_dir", type=Path)
+    _custom_options(f)
+    f.set_defaults(func=_prepare_folder)
+    h = corpora.add_parser("lhotse", help="any lhotse.recipes.prepare_NAME corpus (commonvoice, tedlium, mls, ...)")
+    h.add_argument("name", help="lhotse recipe name, e.g. commonvoice")
+    h.add_argument("corpus_dir", type=Path)
+    h.add_argument("out_dir", type=Path)
+    h.add_argument("--opt", action="append", metavar="KEY=VALUE", help="keyword argument of lhotse's recipe, "
+                   "e.g. languages=en, dataset_parts=[train, dev] (YAML values; repeatable)")
+    _custom_options(h, lhotse=True)
+    h.set_defaults(func=_prepare_lhotse)
+    return {"kaldi": k, "table": t, "jsonl": j, "folder": f, "lhotse": h}
+
+
+def _prepare_kaldi(args) -> None:
+    from .data.corpora.custom import prepare_kaldi
+
+    prepare_kaldi(args.data_dir, args.out_dir, _config(CustomPrepareConfig, args))
+
+
+def _prepare_table(args) -> None:
+    from .data.corpora.custom import prepare_table
+
+    prepare_table(args.table, args.out_dir, args.audio_column, args.text, args.speaker,
+                  cfg=_config(CustomPrepareConfig, args),
+                  **_given(args, "root", "delimiter", "header", "audio_suffix"))
+
+
+def _prepare_jsonl(args) -> None:
+    from .data.corpora.custom import prepare_jsonl
+
+    prepare_jsonl(args.manifest, args.out_dir, root=args.root, cfg=_config(CustomPrepareConfig, args))
+
+
+def _prepare_folder(args) -> None:
+    from .data.corpora.custom import prepare_folder
+
+    prepare_folder(args.folder, args.out_dir, _config(CustomPrepareConfig, args))
+
+
+def _prepare_lhotse(args) -> None:
+    import yaml
+
+    from .data.corpora.lhotse_recipes import prepare_lhotse
+
+    options = {}
+    for item in args.opt or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--opt {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)  # as config overrides: 4 -> int, [en, fr] -> list, en -> str
+    prepare_lhotse(args.name, args.corpus_dir, args.out_dir, options, **_given(args, *_CUSTOM_OPTIONS))
+
+
+# ---- validate ------------------------------------------------------------------------------------
+
+
+def _validate(args) -> None:
+    import json
+
+    from .data.validate import validate_manifests
+
+    units = {}
+    if args.units_of is not None:
+        from .model.files import load_units
+
+        tokenizer, model_cfg = load_units(args.units_of)
+        units = {"tokenizer": tokenizer, "features": model_cfg.features, "subsampling": model_cfg.subsampling.factor}
+    report = validate_manifests(args.cuts, cfg=_config(ValidateConfig, args), fix_dir=args.fix,
+                                on_problem=lambda p: print(p, file=sys.stderr), **units,
+                                **_given(args, "max_utt_duration"))
+    print(report.table())
+    if args.report is not None:
+        args.report.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    if report.num_errors:
+        raise ValueError(f"{report.num_errors} error(s), see above" + (f"; fixed manifests in {args.fix}"
+                                                                      if args.fix else ""))
+
+
+def _add_validate_parser(sub) -> None:
+    p = sub.add_parser("validate", help="check cut manifests before training (audio, transcripts, CTC lengths, "
+                       "units, speakers); exit status 1 on errors")
+    p.add_argument("cuts", type=Path, nargs="+", metavar="CUTS", help="manifests, training set first (speakers of "
+                   "the others are looked up in it)")
+    p.add_argument("--units", dest="units_of", type=Path, metavar="MODEL_OR_TOKENIZER", help="model file or "
+                   "folder, tokenizer.json or sentencepiece .model: check characters and CTC lengths against its "
+                   "units and frame rate")
+    p.add_argument("--fix", type=Path, metavar="OUT_DIR", help="write each manifest without its broken cuts here")
+    p.add_argument("--report", type=Path, metavar="JSON", help="write the summary and the problems as JSON")
+    _option(p, "--audio", cfg=ValidateConfig, name="audio_check", choices=["none", "exists", "header", "decode"],
+            help="audio checks")
+    _option(p, "--duration-tolerance", cfg=ValidateConfig, type=float, help="seconds a cut may pass its file's end")
+    _option(p, "--num-jobs", cfg=ValidateConfig, type=int, help="threads checking audio")
+    _option(p, "--max-utt-duration", cfg=DataConfig, type=float, help="longer cuts are reported (training drops "
+            "them)")
+    p.set_defaults(func=_validate)
 
 
 # ---- train, average ------------------------------------------------------------------------------
@@ -491,6 +647,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_download_parser(sub)
     _add_prepare_parser(sub)
+    _add_validate_parser(sub)
     _add_train_parser(sub)
     _add_average_parser(sub)
     _add_decode_parser(sub)

@@ -38,6 +38,8 @@ __all__ = [
     "An4PrepareConfig",
     "TimitPrepareConfig",
     "LibriSpeechPrepareConfig",
+    "CustomPrepareConfig",
+    "ValidateConfig",
     "AverageConfig",
     "ScoreConfig",
     "ExportConfig",
@@ -165,6 +167,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
     epochs: int = 40  # passes over the training set
     init_from: str = ""  # float model (.pt or model folder) whose weights, CMVN and tokenizer a new run starts from; "" = random
+    init_units: str = "model"  # init_from: "model" (keep its units) or "data" (units of the training text: new output layer, rows of shared units copied)
+    init_cmvn: str = "model"  # init_from: "model" (keep its CMVN statistics) or "data" (recompute them on the training cuts)
+    init_freeze_layers: int = 0  # init_from: the subsampling and this many lowest encoder layers stay fixed ...
+    init_freeze_epochs: int = 0  # ... for this many first epochs (0: never frozen)
     inter_ctc_layer: int = 0  # InterCTC (Lee & Watanabe 2021): also train this encoder layer (1-based) through the output layer; 0 = off
     inter_ctc_weight: float = 0.3  # InterCTC: loss = (1 - w) * CTC(last layer) + w * CTC(inter_ctc_layer)
     seed: int = 0  # seeds python, numpy, torch and the sampler
@@ -257,6 +263,26 @@ class TimitPrepareConfig:
 @dataclass
 class LibriSpeechPrepareConfig:
     num_jobs: int = 4  # threads reading FLAC headers
+
+
+@dataclass
+class CustomPrepareConfig:
+    corpus: str = "custom"  # manifest names: CORPUS_cuts_SPLIT.jsonl.gz
+    split: str = ""  # write everything as this one split; "" = hold out dev and test speakers from it
+    dev_fraction: float = 0.1  # share of speakers (utterances when speakers are unknown) held out as dev
+    test_fraction: float = 0.1  # share held out as test
+    seed: int = 0  # picks the held-out speakers
+    case: str = "keep"  # transcripts: "keep", "upper" or "lower"
+    remove_punct: bool = False  # delete punctuation except word-internal ' and -
+    chars: str = ""  # whitelist: utterances with other characters are left out (and counted); "" = any
+    num_jobs: int = 4  # threads reading audio headers
+
+
+@dataclass
+class ValidateConfig:
+    audio_check: str = "header"  # "none", "exists" (file present), "header" (rate, length), "decode" (read each cut's end)
+    duration_tolerance: float = 0.025  # seconds a cut may pass its file's end (lhotse's tolerance)
+    num_jobs: int = 4  # threads checking audio
 
 
 @dataclass

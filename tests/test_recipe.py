@@ -16,7 +16,7 @@ from asr.data.tokenizer import CharTokenizer
 from asr.model.ctc import CTCModel
 from helpers import REPO, run_recipe
 
-SCRIPTS = ["an4/run.sh", "an4/compare.sh", "an4/streaming.sh", "timit/run.sh", "librispeech/run.sh"]
+SCRIPTS = ["an4/run.sh", "an4/compare.sh", "an4/streaming.sh", "timit/run.sh", "librispeech/run.sh", "template/run.sh"]
 
 TINY_CONFIG = """\
 model:

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r"You are using Dynamic\w*Sampler with an eagerly read CutSet")
 # lhotse writes a cut's own duration before its supervisions' and recording's ("id", "start", "duration", ...).
 _FIRST_DURATION = re.compile(rb'"duration":\s*([-+0-9.eE]+)')
-_TEXT = re.compile(rb'"text":\s*"((?:[^"\\\\]|\\\\.)*)"')  # a JSON string's raw content
+_TEXT = re.compile(rb'"text":\s*"((?:[^"\\]|\\.)*)"')  # a JSON string's raw content (escapes kept)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig, PackageConfig, from_dict, to_dict
 from ..data.tokenizer import BPETokenizer, tokenizer_from_dict
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import CheckpointError, load_file, load_model
 from .ctc import CTCModel
 from .onnx_model import OnnxModel, _session, read_onnx_meta
 
@@ -59,6 +59,7 @@ __all__ = [
     "load_onnx_model",
     "load_acoustic_model",
     "load_float_model",
+    "load_units",
     "model_device",
 ]
 
@@ -498,3 +499,21 @@ def load_float_model(model_path: str | Path) -> tuple[CTCModel, object]:
         raise CheckpointError(f"{model_path}: needs a float32 PyTorch model (.pt or a safetensors model "
                               f"folder), this is {extras.kind} {extras.quantization or 'float32'}")
     return model.eval(), tokenizer
+
+
+def load_units(path: str | Path) -> tuple[object, ModelConfig]:
+    """(tokenizer, model config) of a model, without its weights: a ``.pt`` model file or checkpoint, a model
+    folder, or a tokenizer alone (``tokenizer.json``; sentencepiece ``.model``), which gets the default config."""
+    path = Path(path)
+    if path.is_dir():
+        config = _read_config(path)
+        return _read_tokenizer(path, config, path / CONFIG_FILE), _model_config(config, path / CONFIG_FILE)[0]
+    if path.suffix == ".json":
+        try:
+            return tokenizer_from_json(json.loads(path.read_text(encoding="utf-8"))), ModelConfig()
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{path}: not a tokenizer.json ({err})") from None
+    if path.suffix == ".model":
+        return BPETokenizer(path.read_bytes()), ModelConfig()
+    package = load_file(path)
+    return tokenizer_from_dict(package["tokenizer"]), from_dict(ModelConfig, package["model_config"])

@@ -47,6 +47,7 @@ from .distributed import (Dist, all_sum, broadcast_object, gather_objects, init_
 from ..decoding.search import greedy_search
 from ..model.ctc import CTCModel
 from ..model.files import load_float_model
+from ..model.transfer import set_frozen, transfer_units
 from ..audio.perturb import speed_perturb
 from ..scoring.score import score
 from ..data.tokenizer import build_tokenizer
@@ -301,30 +302,58 @@ def _warn_config_changes(saved: dict, current: dict, prefix: str = "") -> None:
                         prefix, key, b, a)
 
 
-def _new_model(cfg: TrainConfig, manifest: str | Path, cuts: CutSet, batcher: FeatureBatcher) -> dict:
-    """Tokenizer trained on the transcripts of ``manifest`` (one cheap pass, no Cut objects) and an
-    initialised model with CMVN statistics from the first cuts of ``cuts``, as a package.
-    With ``cfg.init_from``: that model's tokenizer, CMVN and weights in a ``cfg.model`` model instead."""
-    if cfg.init_from:
-        return _initial_model(cfg)
+def _data_tokenizer(cfg: TrainConfig, manifest: str | Path):
+    """Tokenizer trained on the transcripts of ``manifest`` (one cheap pass, no Cut objects)."""
     scan = scan_manifest(manifest, texts=True)
     texts = (t for t, d in zip(scan.texts, scan.durations) if d <= cfg.data.max_utt_duration)  # the cuts trained on
-    tokenizer = build_tokenizer(cfg.tokenizer, texts)
+    return build_tokenizer(cfg.tokenizer, texts)
+
+
+def _new_model(cfg: TrainConfig, manifest: str | Path, cuts: CutSet, batcher: FeatureBatcher) -> dict:
+    """Tokenizer trained on the transcripts of ``manifest`` and an initialised model with CMVN statistics
+    from the first cuts of ``cuts``, as a package. With ``cfg.init_from``: see ``_initial_model``."""
+    if cfg.init_from:
+        return _initial_model(cfg, manifest, cuts, batcher)
+    tokenizer = _data_tokenizer(cfg, manifest)
     model = CTCModel(cfg.model, len(tokenizer.units))
     model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts, cfg.data.eval_max_duration))
     return model_package(model, tokenizer)
 
 
-def _initial_model(cfg: TrainConfig) -> dict:
+def _initial_model(cfg: TrainConfig, manifest: str | Path, cuts: CutSet, batcher: FeatureBatcher) -> dict:
     """A ``cfg.model`` model holding the weights of ``cfg.init_from``, as a package.
 
     The architectures must match parameter for parameter; fields that do not change the weights may
     differ (e.g. an LC-BLSTM's ``chunk_frames`` from a full-utterance BiLSTM, dropout, SpecAugment).
+    With ``init_units: data`` the units are trained on ``manifest``'s text as for a new run and only
+    the encoder must match (``transfer_units``); with ``init_cmvn: data`` CMVN is estimated on ``cuts``.
     """
+    for name in ("init_units", "init_cmvn"):
+        if getattr(cfg, name) not in ("model", "data"):
+            raise ValueError(f"{name}: expected 'model' or 'data', got {getattr(cfg, name)!r}")
     source, tokenizer = load_float_model(cfg.init_from)
+    if cfg.init_units == "data":
+        units = _data_tokenizer(cfg, manifest)
+        try:
+            model, shared = transfer_units(source, tokenizer.units, cfg.model, units.units)
+        except ValueError as err:
+            raise CheckpointError(f"{cfg.init_from}: init_from: {err}") from None
+        log.info("initialised from %s: encoder weights; %d new units, %d of them shared (output rows copied)",
+                 cfg.init_from, len(units.units), shared)
+        tokenizer = units
+    else:
+        model = _same_units_model(cfg, source, tokenizer)
+    if cfg.init_cmvn == "data":
+        model.cmvn.set_stats(*compute_cmvn(cuts, batcher, cfg.data.cmvn_max_utts, cfg.data.eval_max_duration))
+        log.info("CMVN statistics recomputed on the training cuts")
+    return model_package(model, tokenizer)
+
+
+def _same_units_model(cfg: TrainConfig, source: CTCModel, tokenizer) -> CTCModel:
+    """``source``'s weights, CMVN and units in a ``cfg.model`` model."""
     if tokenizer.kind != cfg.tokenizer.kind:
         raise CheckpointError(f"{cfg.init_from}: init_from has a {tokenizer.kind!r} tokenizer, the config asks "
-                              f"for {cfg.tokenizer.kind!r}")
+                              f"for {cfg.tokenizer.kind!r} (init_units=data trains new units)")
     model = CTCModel(cfg.model, len(tokenizer.units))
     try:
         model.load_state_dict(source.state_dict())
@@ -332,7 +361,21 @@ def _initial_model(cfg: TrainConfig) -> dict:
         detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
         raise CheckpointError(f"{cfg.init_from}: its weights do not fit model: config ({detail})") from None
     log.info("initialised from %s (weights, CMVN and %d units)", cfg.init_from, len(tokenizer.units))
-    return model_package(model, tokenizer)
+    return model
+
+
+def _freeze_for_epoch(trainer: _Trainer) -> None:
+    """``init_freeze_layers`` lowest layers fixed during the first ``init_freeze_epochs`` epochs of a fine-tuning."""
+    cfg = trainer.cfg
+    if not (cfg.init_from and cfg.init_freeze_layers and cfg.init_freeze_epochs):
+        return
+    if trainer.ctx.enabled:  # DDP's gradient buckets are fixed when it wraps the model
+        raise ValueError("init_freeze_layers: not available under torchrun (DDP); set it to 0")
+    frozen = trainer.epoch < cfg.init_freeze_epochs
+    set_frozen(trainer.model, cfg.init_freeze_layers, frozen)
+    if frozen or trainer.epoch == cfg.init_freeze_epochs:
+        log.info("epoch %d: subsampling and %d lowest encoder layers %s", trainer.epoch + 1, cfg.init_freeze_layers,
+                 "frozen" if frozen else "trained from now on")
 
 
 def _log_epoch(csv_path: Path, row: dict) -> None:
@@ -489,6 +532,7 @@ class _Trainer:
         last_path = None
         with _StopOnSignal() as stop:
             while self.epoch < self.cfg.epochs:
+                _freeze_for_epoch(self)
                 started = time.time()
                 try:
                     totals = self.train_one_epoch(stop)

@@ -15,7 +15,6 @@ Expected layout (the CMU tarball ``an4_sphere.tar.gz``, or the WAV conversion)::
 from __future__ import annotations
 
 import logging
-import random
 import re
 import tarfile
 import urllib.request
@@ -26,7 +25,7 @@ from lhotse.audio import AudioSource
 
 from ...audio.io import audio_info
 from ...config import An4PrepareConfig
-from .splits import write_split
+from .splits import hold_out, write_split
 
 __all__ = ["AN4_URL", "download_an4", "parse_transcription", "prepare_an4"]
 
@@ -140,11 +139,10 @@ def prepare_an4(
     if not (corpus / "etc" / "an4_train.transcription").is_file():
         raise FileNotFoundError(f"{corpus}: not an AN4 directory (no etc/an4_train.transcription)")
     train_all = _split_cuts(corpus, "train")
-    speakers = sorted({_speaker(c) for c in train_all})
-    num_dev = max(1, round(dev_fraction * len(speakers)))
-    if num_dev >= len(speakers):
-        raise ValueError(f"{corpus}: {len(speakers)} training speakers, too few to hold out {num_dev}")
-    dev_speakers = set(random.Random(seed).sample(speakers, num_dev))
+    try:
+        (dev_speakers,) = hold_out([_speaker(c) for c in train_all], [dev_fraction], seed)
+    except ValueError as err:
+        raise ValueError(f"{corpus}: training speakers: {err}") from None
     splits = {
         "train": train_all.filter(lambda c: _speaker(c) not in dev_speakers).to_eager(),
         "dev": train_all.filter(lambda c: _speaker(c) in dev_speakers).to_eager(),

@@ -1,16 +1,41 @@
-"""What every corpus preparation writes per split: the cut manifest, Kaldi ``text`` and ``utt2spk``."""
+"""What every corpus preparation writes per split (the cut manifest, Kaldi ``text`` and ``utt2spk``), and
+the speaker-disjoint hold-out of dev (and test) speakers."""
 
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from lhotse import CutSet
 from lhotse.qa import validate
 
-__all__ = ["write_split"]
+__all__ = ["write_split", "hold_out"]
 
 log = logging.getLogger(__name__)
+
+
+def hold_out(speakers: Sequence[str], fractions: Sequence[float], seed: int) -> list[set[str]]:
+    """Disjoint random sets of ``speakers``, one per fraction (each at least one speaker when its fraction > 0).
+
+    The draws are ``random.Random(seed).sample`` from the sorted speakers, one set after the other,
+    so the first set does not depend on the later fractions.
+
+    Raises:
+        ValueError: no speaker would be left for training.
+    """
+    remaining = sorted(set(speakers))
+    counts = [max(1, round(f * len(remaining))) if f > 0 else 0 for f in fractions]
+    if sum(counts) >= len(remaining):
+        raise ValueError(f"{len(remaining)} speakers, too few to hold out {' + '.join(map(str, counts))}")
+    rng = random.Random(seed)
+    held = []
+    for count in counts:
+        chosen = set(rng.sample(remaining, count))
+        held.append(chosen)
+        remaining = [s for s in remaining if s not in chosen]
+    return held
 
 
 def write_split(cuts: CutSet, out_dir: Path, corpus: str, name: str, note: str = "") -> None:
