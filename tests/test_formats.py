@@ -13,6 +13,7 @@ reference, which int8 needs. A combination that is not supported is one line, as
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import random
 import re
@@ -24,6 +25,7 @@ import pytest
 import soundfile as sf
 import torch
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from asr.audio.features import LogMel
 from asr.audio.io import load_audio, read_blocks
@@ -64,7 +66,7 @@ def _refusal(name: str, path: Path, entry: str) -> str | None:
     kind = FORMATS[name][1]
     if kind is None:
         return f"{path}: a TorchScript export ('asr export') runs alone under torch.jit.load"
-    if kind == "onnx" and entry in ("stream", "serve"):
+    if kind == "onnx" and entry == "stream":
         return f"{path}: an ONNX model cannot stream (its graph runs whole utterances)"
     return None
 
@@ -158,7 +160,7 @@ def expected(models, wavs):
         if key not in cache:
             model = _direct_model(models, name)
             files = _whole_file_texts(model, wavs)
-            cache[key] = {"transcribe": files, "decode": files, "recognizer": files}
+            cache[key] = {"transcribe": files, "decode": files, "recognizer": files, "serve": files}
             if not isinstance(model, OnnxModel):  # the same blocks as 'asr stream' reads and the client sends
                 block, chunk = int(16000 * StreamConfig.block_ms / 1000), CHUNK // 2  # samples
                 cache[key]["stream"] = [_stream_text(model, read_blocks(w, block)) for w in wavs]
@@ -185,17 +187,46 @@ async def _vosk_text(uri: str, pcm: np.ndarray) -> str:
     return " ".join(r["text"] for r in replies if r.get("text"))
 
 
+def _upload_text(port: int, wav: Path) -> str:
+    """The text ``POST /transcribe`` (the page's file upload) gives for ``wav``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        connection.request("POST", "/transcribe", body=wav.read_bytes(), headers={"Content-Type": "audio/wav"})
+        response = connection.getresponse()
+        assert response.status == 200, response.read()
+        return json.loads(response.read())["text"]
+    finally:
+        connection.close()
+
+
+async def _refused_websocket(uri: str) -> tuple[int, str]:
+    """Close code and error of a WebSocket session with a server whose model cannot stream."""
+    async with connect(uri) as ws:
+        message = json.loads(await ws.recv())
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        return ws.close_code, message["error"]
+
+
 def _serve_texts(path: Path, wavs: list[Path]) -> list[str]:
-    """What a real client gets from ``run_server`` on loopback, with the stream 'asr serve' loads."""
-    prototype = Stream.from_pretrained(path)  # as asr.inference.server.serve
+    """What real clients get from ``run_server`` on loopback with the model 'asr serve' loads: Vosk WebSocket
+    sessions for a streamable format, uploads for an ONNX graph (whose WebSocket clients are told why not)."""
+    recognizer = Recognizer.from_pretrained(path, device="cpu", batch_size=1)
+    onnx = isinstance(recognizer.model, OnnxModel)
+    prototype = None if onnx else Stream.from_pretrained(path)  # as asr.inference.server.serve
 
     async def session() -> list[str]:
         loop = asyncio.get_running_loop()
         port, stop = loop.create_future(), loop.create_future()
-        server = asyncio.create_task(run_server(prototype, ServerConfig(port=0), port.set_result, stop))
+        server = asyncio.create_task(run_server(prototype, ServerConfig(port=0), port.set_result, stop,
+                                                recognizer=recognizer))
         try:
             uri = f"ws://127.0.0.1:{await port}"
-            return [await _vosk_text(uri, _pcm(w)) for w in wavs]
+            if prototype is not None:
+                return [await _vosk_text(uri, _pcm(w)) for w in wavs]
+            code, error = await _refused_websocket(uri)
+            assert code == 1003 and "needs a streaming model" in error
+            return [await asyncio.to_thread(_upload_text, await port, w) for w in wavs]
         finally:
             stop.done() or stop.set_result(None)
             await server
