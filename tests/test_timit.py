@@ -307,4 +307,4 @@ def test_prepare_rejects_an4_only_options_for_timit(tmp_path, capsys):
     from asr.cli import main
 
     assert main(["prepare", "timit", str(tmp_path), str(tmp_path / "out"), "--dev-fraction", "0.1"]) == 1
-    assert capsys.readouterr().err.strip() == "asr prepare: error: --dev-fraction: an4 only, not for timit"
+    assert capsys.readouterr().err.strip() == "asr prepare: error: --dev-fraction: an4, kaldi, table, jsonl, folder only, not for timit"
