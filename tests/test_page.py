@@ -170,7 +170,7 @@ def test_file_upload_shows_asr_transcribe_text_downloads_and_fits_a_phone_with_a
             browser.get(_http_page(uri) + "?token=t0k")  # the page's later requests carry its cookie
             _wait(browser, lambda b: "streaming model" in b.find_element(By.ID, "mic-note").text,
                   "explained that live recognition needs a streaming model")
-            browser.find_element(By.ID, "file").send_keys(str(wav))
+            browser.find_element(By.ID, "file").send_keys(str(wav.resolve()))  # chromedriver takes canonical paths only
             _wait(browser, lambda b: "s of audio" in b.find_element(By.ID, "file-status").text, "transcribed")
             text = browser.find_element(By.ID, "file-text").text
             words = _final_texts(browser, "file-segments")
