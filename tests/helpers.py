@@ -20,6 +20,15 @@ TINY = [
     "data.max_duration=12.0", "data.num_buckets=2", "optim.warmup_steps=3", "log_every=1000", "device=cpu",
 ]
 
+# conf/*.yaml shaped: the model and schedule of a recipe run over a handful of real utterances.
+TINY_RECIPE_CONFIG = """\
+model:
+  encoder: {num_layers: 1, hidden_size: 32}
+data: {max_duration: 30.0, num_buckets: 2}
+optim: {warmup_steps: 2}
+epochs: 2
+"""
+
 
 def corpus_dir(name: str) -> Path:
     """``DATA_ROOT/name``; skipped when absent, a failure under CI=true."""

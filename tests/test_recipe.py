@@ -14,17 +14,9 @@ from asr.config import load_config
 from asr.data.corpora.an4 import parse_transcription
 from asr.data.tokenizer import CharTokenizer
 from asr.model.ctc import CTCModel
-from helpers import REPO, run_recipe
+from helpers import REPO, TINY_RECIPE_CONFIG, run_recipe
 
 SCRIPTS = ["an4/run.sh", "an4/compare.sh", "an4/streaming.sh", "timit/run.sh", "librispeech/run.sh", "template/run.sh"]
-
-TINY_CONFIG = """\
-model:
-  encoder: {num_layers: 1, hidden_size: 32}
-data: {max_duration: 30.0, num_buckets: 2}
-optim: {warmup_steps: 2}
-epochs: 2
-"""
 
 
 def _tiny_an4(an4_dir: Path, root: Path, speakers_per_split: dict[str, int], utts_per_speaker: int = 3) -> Path:
@@ -54,7 +46,7 @@ def _tiny_an4(an4_dir: Path, root: Path, speakers_per_split: dict[str, int], utt
 @pytest.mark.slow  # 255 s with load average 10 on 2 cores
 def test_an4_recipe_stages_end_to_end(an4_dir, tmp_path):
     corpus = _tiny_an4(an4_dir, tmp_path / "corpus", {"train": 8, "test": 2})
-    (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
+    (tmp_path / "tiny.yaml").write_text(TINY_RECIPE_CONFIG)
     work = tmp_path / "work"
     work.mkdir()
     result = run_recipe("an4", ["--data-dir", corpus, "--config", tmp_path / "tiny.yaml", "--avg", "2"], work)

@@ -7,15 +7,7 @@ import os
 import subprocess
 
 from asr.data.corpora.an4 import parse_transcription
-from helpers import REPO, run_recipe
-
-TINY_CONFIG = """\
-model:
-  encoder: {num_layers: 1, hidden_size: 32}
-data: {max_duration: 30.0, num_buckets: 2}
-optim: {warmup_steps: 2}
-epochs: 2
-"""
+from helpers import REPO, TINY_RECIPE_CONFIG, run_recipe
 
 
 def test_template_recipe_from_a_csv_to_a_score(an4_dir, tmp_path):
@@ -34,7 +26,7 @@ def test_template_recipe_from_a_csv_to_a_score(an4_dir, tmp_path):
             per[speaker] = per.get(speaker, 0) + 1
             (recordings / f"{utt}.wav").symlink_to(an4_dir / "wav" / f"{fileid}.wav")
             writer.writerow([f"my_recordings/{utt}.wav", texts[utt].lower(), speaker])
-    (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
+    (tmp_path / "tiny.yaml").write_text(TINY_RECIPE_CONFIG)
     work = tmp_path / "work"
     work.mkdir()
     result = run_recipe("template", [

@@ -13,7 +13,8 @@ import sentencepiece as spm
 
 from ..config import TokenizerConfig
 
-__all__ = ["BLANK", "CharTokenizer", "BPETokenizer", "PhoneTokenizer", "build_tokenizer", "tokenizer_from_dict"]
+__all__ = ["BLANK", "CharTokenizer", "BPETokenizer", "PhoneTokenizer", "build_tokenizer", "tokenizer_from_dict",
+           "ctc_min_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +161,8 @@ def tokenizer_from_dict(values: dict) -> CharTokenizer | BPETokenizer | PhoneTok
     if values.get("kind") == "phone":
         return PhoneTokenizer(values["units"])
     raise ValueError(f"unknown tokenizer kind {values.get('kind')!r}")
+
+
+def ctc_min_frames(units) -> int:
+    """Output frames CTC needs for the unit sequence ``units``: one per unit, plus a blank between repeats."""
+    return len(units) + sum(a == b for a, b in zip(units, units[1:]))

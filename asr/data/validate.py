@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..audio.features import LogMel
 from ..audio.io import AudioError, audio_info
 from ..config import DataConfig, FeatureConfig, SubsamplingConfig, ValidateConfig
+from .tokenizer import ctc_min_frames
 
 __all__ = ["Problem", "ManifestSummary", "ValidationReport", "validate_manifests", "AUDIO_CHECKS", "MAX_KEPT_PROBLEMS"]
 
@@ -229,8 +231,7 @@ class _TextChecker:
 
     def __init__(self, tokenizer, features: FeatureConfig, subsampling: int):
         self.tokenizer = tokenizer
-        self.win = int(features.sample_rate * features.win_ms / 1000)
-        self.hop = int(features.sample_rate * features.hop_ms / 1000)
+        self.logmel = LogMel(features)
         self.sample_rate = features.sample_rate
         self.subsampling = subsampling
 
@@ -246,9 +247,9 @@ class _TextChecker:
                 return [("unknown-chars", str(err))]
         if cut.duration <= 0:  # reported as zero-duration
             return []
-        needed = len(units) + sum(a == b for a, b in zip(units, units[1:]))  # CTC puts a blank between repeats
+        needed = ctc_min_frames(units)
         samples = round(cut.duration * self.sample_rate)
-        frames = (0 if samples < self.win else 1 + (samples - self.win) // self.hop) // self.subsampling
+        frames = self.logmel.num_frames(samples) // self.subsampling
         if frames < needed:
             return [("too-short-for-ctc", f"{frames} frames after subsampling for {needed} units and repeats "
                      f"({cut.duration:.2f} s)")]

@@ -50,7 +50,7 @@ from ..model.files import load_float_model
 from ..model.transfer import set_frozen, transfer_units
 from ..audio.perturb import speed_perturb
 from ..scoring.score import score
-from ..data.tokenizer import build_tokenizer
+from ..data.tokenizer import build_tokenizer, ctc_min_frames
 
 __all__ = ["train", "TrainingStopped", "StepStats", "lr_factor", "ctc_loss", "compute_cmvn", "evaluate", "autocast"]
 
@@ -81,7 +81,7 @@ def ctc_loss(log_probs, out_lens, targets: list[list[int]]) -> tuple[torch.Tenso
     Returns:
         (loss summed over kept utterances, kept count, skipped count).
     """
-    need = torch.tensor([len(t) + sum(a == b for a, b in zip(t, t[1:])) for t in targets])
+    need = torch.tensor([ctc_min_frames(t) for t in targets])
     keep = (need <= out_lens.cpu()) & (need > 0)
     kept = int(keep.sum())
     if kept == 0:
