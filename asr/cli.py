@@ -450,6 +450,8 @@ def _add_tune_parser(sub) -> None:
     _option(p, "--trials", cfg=TuneConfig, type=int, help="random: points drawn")
     _option(p, "--seed", cfg=TuneConfig, type=int, help="random: seed")
     _option(p, "--beam-size", "--beam", cfg=TuneConfig, type=int, help="hypotheses kept per frame while tuning")
+    _option(p, "--select", cfg=TuneConfig, choices=["smooth", "lowest"], help="which point wins: lowest WER pooled "
+            "with its grid neighbours (the middle of a plateau), or the lowest WER alone")
     _option(p, "--beam-threshold", cfg=SearchConfig, type=float, help="prune hypotheses this far below the best")
     _option(p, "--num-workers", cfg=DecodeConfig, type=int, help="processes sharing the points (0: none)")
     _option(p, "--max-duration", cfg=DecodeConfig, type=float, help="seconds of audio per batch")

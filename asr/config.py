@@ -69,9 +69,10 @@ class SpecAugmentConfig:
 
 @dataclass
 class SubsamplingConfig:
-    kind: str = "stack"  # "stack" (concatenate frames) or "conv" (strided 1-D convolution)
+    kind: str = "stack"  # "stack" (concatenate frames), "conv" (strided 1-D convolution) or "conv2d" (2-D, time x frequency)
     factor: int = 3  # frame-rate reduction, 1 to 4
     conv_channels: int = 256  # output channels of the conv subsampling
+    conv2d_channels: int = 16  # channels of the conv2d subsampling (output: channels x mel bins / 4)
 
 
 @dataclass
@@ -173,6 +174,9 @@ class TrainConfig:
     init_freeze_epochs: int = 0  # ... for this many first epochs (0: never frozen)
     inter_ctc_layer: int = 0  # InterCTC (Lee & Watanabe 2021): also train this encoder layer (1-based) through the output layer; 0 = off
     inter_ctc_weight: float = 0.3  # InterCTC: loss = (1 - w) * CTC(last layer) + w * CTC(inter_ctc_layer)
+    distill_from: str = ""  # float teacher model (.pt or folder) whose frame posteriors the model also learns; "" = off
+    distill_weight: float = 0.5  # distillation: loss = (1 - w) * CTC + w * T^2 * KL(teacher || model), summed over frames
+    distill_temperature: float = 1.0  # distillation: T, softening both posteriors
     seed: int = 0  # seeds python, numpy, torch and the sampler
     keep_last: int = 5  # epoch checkpoints kept on disk
     save_every_steps: int = 0  # extra mid-epoch checkpoint interval; 0 = epoch ends only
@@ -227,6 +231,7 @@ class TuneConfig:
     trials: int = 60  # random: points drawn
     seed: int = 0  # random: seed of the draws
     beam_size: int = 50  # wider than decoding's, so the weights are not tuned to search errors
+    select: str = "smooth"  # "smooth" (lowest WER of the point and its grid neighbours: the middle of a plateau) or "lowest"
 
 
 @dataclass

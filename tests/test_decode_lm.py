@@ -19,7 +19,7 @@ from asr.config import SearchConfig
 from asr.data.tokenizer import CharTokenizer
 from asr.model.checkpoint import load_model
 from asr.decoding.resolve import LMParams, read_lm_params, resolve_search, write_lm_params
-from asr.decoding.tune import search_points, tune
+from asr.decoding.tune import best_params, neighbourhood_wers, search_points, tune
 from helpers import random_letter_model, word_lm_and_lexicon
 
 TOKENIZER = CharTokenizer.train(["THE CAT CAR AT"])  # <blk> | A C E H R T
@@ -167,8 +167,9 @@ def test_tune_then_decode_picks_up_the_tuned_values(tiny, an4_manifests, tmp_pat
     points = search_points("grid", (0.0, 1.0), (0.0, 2.0), points=2)
     params = tune(model, tokenizer, cuts, out / "lm.arpa", out / "lexicon.txt", points, beam_size=8, num_workers=0)
     assert [(t["lm_weight"], t["word_score"]) for t in params.trials] == points
-    assert params.dev_wer == min(t["wer"] for t in params.trials)
-    assert (params.lm_weight, params.word_score) in points
+    chosen = [t for t in params.trials if (t["lm_weight"], t["word_score"]) == (params.lm_weight, params.word_score)]
+    assert len(chosen) == 1 and params.dev_wer == chosen[0]["wer"]
+    assert chosen[0]["smoothed_wer"] == min(t["smoothed_wer"] for t in params.trials)  # select="smooth", the default
     write_lm_params(params, out / "lm-params.yaml")
     assert read_lm_params(out / "lm-params.yaml") == params
     cuts.to_file(tmp_path / "cuts.jsonl.gz")
@@ -209,3 +210,39 @@ def test_search_points():
     assert drawn == search_points("random", (0.0, 3.0), (-2.0, 4.0), trials=20, seed=1)
     with pytest.raises(ValueError, match="expected 'grid' or 'random'"):
         search_points("bayes", (0.0, 1.0), (0.0, 1.0))
+
+
+def _grid_errors(wers: list[list[int]], words: int = 100) -> tuple[list[tuple[float, float]], list[tuple[int, int]]]:
+    """Grid points (LM weight rows x word score columns) with the given error counts out of ``words``."""
+    points = search_points("grid", (0.0, len(wers) - 1.0), (0.0, len(wers[0]) - 1.0), points=len(wers))
+    return points, [(e, words) for row in wers for e in row]
+
+
+def test_smooth_selection_takes_the_middle_of_a_plateau_over_a_lone_dip():
+    points, errors = _grid_errors([[30, 30, 30, 30, 30],
+                                   [30, 12, 12, 12, 30],
+                                   [30, 12, 12, 12, 30],
+                                   [30, 12, 12, 12, 30],
+                                   [11, 30, 30, 30, 30]])  # a one-point dip at the grid's corner
+    lowest = best_params("lm.arpa", None, points, errors, select="lowest")
+    assert (lowest.lm_weight, lowest.word_score) == (4.0, 0.0) and lowest.dev_wer == 11.0
+    smooth = best_params("lm.arpa", None, points, errors)
+    assert (smooth.lm_weight, smooth.word_score) == (2.0, 2.0) and smooth.dev_wer == 12.0
+    assert [t["smoothed_wer"] for t in smooth.trials][12] == 12.0  # the 3 x 3 block around the centre
+    with pytest.raises(ValueError, match="expected 'lowest' or 'smooth'"):
+        best_params("lm.arpa", None, points, errors, select="centre")
+
+
+def test_neighbourhoods_of_grids_lines_and_random_draws():
+    points, errors = _grid_errors([[0, 9, 0], [0, 0, 0], [0, 0, 0]], words=10)
+    pooled = neighbourhood_wers(points, errors)
+    assert pooled[0] == pytest.approx(100 * 9 / 40) and pooled[4] == pytest.approx(10.0)  # corner: 4 points, centre: 9
+    assert pooled[8] == 0.0
+    line = search_points("grid", (0.0, 3.0), (0.0, 0.0), points=4)  # word score fixed: neighbours along the weights
+    assert neighbourhood_wers(line, [(4, 10), (0, 10), (0, 10), (0, 10)]) == pytest.approx([20.0, 40 / 3, 0.0, 0.0])
+    drawn = search_points("random", (0.0, 3.0), (-2.0, 4.0), trials=49, seed=0)
+    spacing = [(max(p[a] for p in drawn) - min(p[a] for p in drawn)) / 6 for a in (0, 1)]  # span / (sqrt(49) - 1)
+    sizes = [sum(abs(q[0] - p[0]) <= spacing[0] and abs(q[1] - p[1]) <= spacing[1] for q in drawn) for p in drawn]
+    i = sizes.index(max(sizes))
+    pooled = neighbourhood_wers(drawn, [(10 if j == i else 0, 10) for j in range(49)])
+    assert 1 < sizes[i] < 49 and pooled[i] == pytest.approx(100 / sizes[i])

@@ -26,7 +26,7 @@ MODES = {
     "lc3r0": dict(chunk_frames=3),
     "lc2r5-la1": dict(chunk_frames=2, right_context=5, lookahead_frames=1),
 }
-SUBSAMPLING = [("stack", 1), ("stack", 3), ("conv", 2), ("conv", 4)]
+SUBSAMPLING = [("stack", 1), ("stack", 3), ("conv", 2), ("conv", 4), ("conv2d", 3)]
 
 
 def _encoder(cell: str, mode: str, projection: int = 0, layers: int = 2):
@@ -152,11 +152,11 @@ def test_full_bidirectional_encoder_refuses_to_stream():
         EncoderStream(build_encoder(EncoderConfig(num_layers=1, hidden_size=4), 5))
 
 
-@pytest.mark.parametrize("kind,factor", SUBSAMPLING + [("conv", 3)])
+@pytest.mark.parametrize("kind,factor", SUBSAMPLING + [("conv", 3), ("conv2d", 2), ("conv2d", 4)])
 def test_subsampling_stream_equals_whole_input(kind, factor):
     torch.manual_seed(4)
     rng = random.Random(factor)
-    module = build_subsampling(SubsamplingConfig(kind=kind, factor=factor, conv_channels=8), 5).eval()
+    module = build_subsampling(SubsamplingConfig(kind=kind, factor=factor, conv_channels=8, conv2d_channels=3), 5).eval()
     x = torch.randn(1, 38, 5)
     with torch.no_grad():
         whole, _ = module(x, torch.tensor([38]))

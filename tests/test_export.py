@@ -51,11 +51,13 @@ def real_feats(an4_dir):
 # the LC-BLSTM rows: chunks of 4 (3) frames, the real utterances end mid-chunk and past whole chunks
 LC_LSTM = ("lstm", "stack", 4, True, 0, {"chunk_frames": 4, "right_context": 2})
 LC_GRU = ("gru", "conv", 2, True, 16, {"chunk_frames": 3, "right_context": 0})
+LC_CONV2D = ("lstm", "conv2d", 4, True, 0, {"chunk_frames": 3, "right_context": 1})
 
 
 @pytest.mark.parametrize("cell, kind, factor, bidirectional, projection, streaming", [
     ("lstm", "stack", 3, True, 0, {}), ("gru", "conv", 2, True, 16, {}), ("rnn", "stack", 4, False, 0, {}),
-    ("lstm", "conv", 1, False, 8, {"lookahead_frames": 2}), LC_LSTM, LC_GRU,
+    ("lstm", "conv", 1, False, 8, {"lookahead_frames": 2}), LC_LSTM, LC_GRU, LC_CONV2D,
+    ("lstm", "conv2d", 3, True, 0, {}),
 ])
 def test_exported_outputs_equal_eager(tmp_path, real_feats, cell, kind, factor, bidirectional, projection,
                                       streaming):
@@ -116,7 +118,8 @@ def test_export_of_a_bad_model_file_is_one_clear_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("cell, kind, factor, bidirectional, projection, streaming", [
     ("lstm", "stack", 3, True, 0, {}), ("gru", "conv", 2, True, 16, {}), ("rnn", "stack", 4, False, 0, {}),
-    ("lstm", "stack", 3, False, 0, {"lookahead_frames": 2}), LC_LSTM, LC_GRU,
+    ("lstm", "stack", 3, False, 0, {"lookahead_frames": 2}), LC_LSTM, LC_GRU, LC_CONV2D,
+    ("lstm", "conv2d", 3, True, 0, {}),
 ])
 def test_onnx_export_equals_eager_under_onnxruntime(tmp_path, real_feats, cell, kind, factor, bidirectional,
                                                     projection, streaming):
@@ -154,7 +157,7 @@ def _op_types(graph) -> set[str]:
     return ops
 
 
-@pytest.mark.parametrize("streaming", [{}, LC_LSTM[-1]], ids=["blstm", "lc-blstm"])
+@pytest.mark.parametrize("streaming", [{}, LC_LSTM[-1], {"kind": "conv2d"}], ids=["blstm", "lc-blstm", "conv2d"])
 def test_int8_exports_are_quantized_and_close_to_float(tmp_path, real_feats, streaming):
     import onnx
 

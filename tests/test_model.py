@@ -13,7 +13,8 @@ from asr.model.encoder import CELLS as CELL_MODULES, LSTMLayer, RecurrentLayer, 
 
 CELLS = ["lstm", "gru", "rnn"]
 DIRECTIONS = [True, False]
-SUBSAMPLING = [("stack", 1), ("stack", 2), ("stack", 3), ("stack", 4), ("conv", 1), ("conv", 3), ("conv", 4)]
+SUBSAMPLING = [("stack", 1), ("stack", 2), ("stack", 3), ("stack", 4), ("conv", 1), ("conv", 3), ("conv", 4),
+               ("conv2d", 1), ("conv2d", 3), ("conv2d", 4)]
 
 
 def _model(cell: str, bidirectional: bool, kind: str, factor: int, projection: int = 0) -> CTCModel:

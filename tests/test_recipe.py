@@ -3,9 +3,11 @@ and the encoder study's conf files."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,12 +114,12 @@ def test_parse_options_values_reach_the_commands(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     result = _run("an4/run.sh", ["--config", "my conf.yaml", "--exp-dir=e x", "--avg", "3", "--stage=2",
-                                 "--stop-stage", "3"], work,
+                                 "--stop-stage", "3", "--seed", "2", "--threads=1"], work,
                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "log").read_text().splitlines() == [
         "asr train --config my conf.yaml --train data/manifests/an4_cuts_train.jsonl.gz "
-        "--dev data/manifests/an4_cuts_dev.jsonl.gz --exp-dir e x",
+        "--dev data/manifests/an4_cuts_dev.jsonl.gz --exp-dir e x seed=2 num_threads=1",
         "asr average e x --last 3 --out e x/model.pt",
     ]
     stages, times = result.stdout.split("Wall time per stage:\n")
@@ -155,12 +157,23 @@ def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
     assert result.returncode == 0, result.stderr
     trains = (tmp_path / "log").read_text().splitlines()
     assert [line.split("--exp-dir ")[1] for line in trains] == [
-        "exp-uni epochs=7",
-        "exp-lcblstm-c8-r3 epochs=7 model.encoder.chunk_frames=8 model.encoder.right_context=3",
-        "exp-lcblstm-c4-r3 epochs=7 model.encoder.chunk_frames=4 model.encoder.right_context=3",
-        "exp-lcblstm-ft-c5-r8 init_from=exp/model.pt model.encoder.chunk_frames=5 model.encoder.right_context=8"]
+        "exp-uni epochs=7 seed=0 num_threads=0",
+        "exp-lcblstm-c8-r3 epochs=7 model.encoder.chunk_frames=8 model.encoder.right_context=3 seed=0 num_threads=0",
+        "exp-lcblstm-c4-r3 epochs=7 model.encoder.chunk_frames=4 model.encoder.right_context=3 seed=0 num_threads=0",
+        "exp-lcblstm-ft-c5-r8 init_from=exp/model.pt model.encoder.chunk_frames=5 model.encoder.right_context=8 "
+        "seed=0 num_threads=0"]
     configs = ["an4_uni.yaml", "an4_lcblstm.yaml", "an4_lcblstm.yaml", "an4_lcblstm_ft.yaml"]
     assert all(f"/{conf} " in line for line, conf in zip(trains, configs))
+    (tmp_path / "log").unlink()
+    result = _run("an4/streaming.sh", ["--uni", "false", "--chunks", "", "--offline-exp", "exp-s1", "--seed", "1",
+                                       "--distill-weight", "0.5", "--ft-epochs", "12", "--stop-stage", "1"],
+                  tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
+    assert result.returncode == 0, result.stderr
+    (taught,) = (tmp_path / "log").read_text().splitlines()
+    assert taught.split("--exp-dir ")[1] == (
+        "exp-lcblstm-ft-c5-r8-kd-s1 init_from=exp-s1/model.pt model.encoder.chunk_frames=5 "
+        "model.encoder.right_context=8 epochs=12 seed=1 num_threads=0 distill_from=exp-s1/model.pt distill_weight=0.5 "
+        "distill_temperature=1.0")
     (tmp_path / "log").unlink()
     result = _run("an4/streaming.sh", ["--chunks", "8", "--ft-chunks", "", "--stage", "6"], tmp_path,
                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
@@ -209,3 +222,23 @@ def test_compare_conf_differs_from_an4_only_in_cell_size_and_epochs(cell, hidden
     tokenizer = CharTokenizer.train(parse_transcription(an4_dir / "etc" / "an4_train.transcription").values())
     assert len(tokenizer.units) == 28
     assert sum(p.numel() for p in CTCModel(cfg.model, len(tokenizer.units)).parameters()) == num_params
+
+
+def test_seed_table_gives_each_seed_and_the_mean_and_sample_deviation(tmp_path):
+    """local/seed_table.py on three run folders as run.sh and asr score leave them."""
+    wers = [10.0, 12.0, 14.0]
+    for seed, wer in enumerate(wers):
+        decode = tmp_path / f"exp-s{seed}" / "decode"
+        decode.mkdir(parents=True)
+        for method in ("greedy", "beam-lm"):
+            for unit, rate in (("word", wer), ("char", wer / 2)):
+                (decode / f"score-hyp-test-{method}-{unit}.json").write_text(json.dumps({"overall": {"err_rate": rate}}))
+        (tmp_path / f"exp-s{seed}" / "log.csv").write_text("epoch,seconds\n1,60\n2," + str(60 * seed) + "\n")
+    (tmp_path / "exp-s1" / "lm-params.yaml").write_text("lm_weight: 0.75\nword_score: 1.0\n")
+    result = subprocess.run([sys.executable, str(REPO / "recipes/an4/local/seed_table.py"), "exp-s0", "exp-s1",
+                             "exp-s2"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()
+    assert rows[3] == "| exp-s1 | 12.00 | 6.00 | 12.00 | 6.00 | 0.75 / 1.0 | 2.0 |"
+    assert rows[5] == ("| **mean ± sd of 3** | **12.00 ± 2.00** | **6.00 ± 1.00** | **12.00 ± 2.00** | **6.00 ± 1.00** "
+                       "| | **2.00 ± 1.00** |")

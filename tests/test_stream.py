@@ -28,8 +28,9 @@ ENCODERS = {
     "uni-la1": EncoderConfig(num_layers=2, hidden_size=32, bidirectional=False, lookahead_frames=1),
     "lc5r2": EncoderConfig(num_layers=2, hidden_size=32, chunk_frames=5, right_context=2),
 }
-SUBSAMPLING = {"stack3": SubsamplingConfig(kind="stack", factor=3), "conv2": SubsamplingConfig(kind="conv", factor=2,
-                                                                                               conv_channels=32)}
+SUBSAMPLING = {"stack3": SubsamplingConfig(kind="stack", factor=3),
+               "conv2": SubsamplingConfig(kind="conv", factor=2, conv_channels=32),
+               "conv2d3": SubsamplingConfig(kind="conv2d", factor=3, conv2d_channels=4)}
 NO_ENDPOINT = StreamConfig(endpoint_silence_ms=0, max_segment_s=0)
 
 

@@ -23,7 +23,7 @@ from ..scoring.score import score
 from .resolve import LMParams, make_search
 from .search import BeamSearch, inheritable, process_pool
 
-__all__ = ["best_params", "cut_emissions", "point_errors", "search_points", "tune"]
+__all__ = ["best_params", "cut_emissions", "neighbourhood_wers", "point_errors", "search_points", "tune"]
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,9 @@ def _errors_at(point: tuple[float, float]) -> tuple[int, int]:
 def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | None,
          points: list[tuple[float, float]], beam_size: int = TuneConfig.beam_size,
          beam_threshold: float = SearchConfig.beam_threshold, num_workers: int = DecodeConfig.num_workers,
-         max_duration: float = DecodeConfig.max_duration) -> LMParams:
-    """WER of every (lm_weight, word_score) point on ``cuts``; returns the best with all trials.
+         max_duration: float = DecodeConfig.max_duration, select: str = TuneConfig.select) -> LMParams:
+    """WER of every (lm_weight, word_score) point on ``cuts``; returns the chosen one (``best_params``)
+    with all trials.
 
     The search is ``make_search``'s beam-lm search with ``lm`` and ``lexicon`` (no tuned file read).
 
@@ -114,7 +115,7 @@ def tune(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | N
     """
     errors = point_errors(model, tokenizer, cuts, lm, lexicon, points, beam_size, beam_threshold, num_workers,
                           max_duration)
-    return best_params(lm, lexicon, points, errors, beam_size, beam_threshold)
+    return best_params(lm, lexicon, points, errors, beam_size, beam_threshold, select)
 
 
 def point_errors(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | Path | None,
@@ -148,14 +149,47 @@ def point_errors(model, tokenizer, cuts: CutSet, lm: str | Path, lexicon: str | 
 
 def best_params(lm: str | Path, lexicon: str | Path | None, points: list[tuple[float, float]],
                 errors: list[tuple[int, int]], beam_size: int = TuneConfig.beam_size,
-                beam_threshold: float = SearchConfig.beam_threshold) -> LMParams:
-    """The point of lowest %WER (then lowest LM weight, then smallest word score) with every trial's,
-    from ``point_errors``' counts."""
-    wers = [100.0 * e / n if n else (float("inf") if e else 0.0) for e, n in errors]  # as ScoreResult.err_rate
+                beam_threshold: float = SearchConfig.beam_threshold, select: str = TuneConfig.select) -> LMParams:
+    """The chosen point with every trial's, from ``point_errors``' counts.
+
+    ``select`` "lowest": the point of lowest %WER (then lowest LM weight, then smallest word score).
+    "smooth": the point whose neighbourhood (``neighbourhood_wers``) has the lowest pooled %WER, then
+    its own %WER, then as "lowest". On a small dev set many points tie and single points dip by a
+    word or two; pooling with the neighbours picks the middle of the widest low region instead.
+    """
+    if select not in ("lowest", "smooth"):
+        raise ValueError(f"select: expected 'lowest' or 'smooth', got {select!r}")
+    wers = [_rate(e, n) for e, n in errors]
     trials = [{"lm_weight": w, "word_score": s, "wer": round(wer, 3)} for (w, s), wer in zip(points, wers)]
-    best = min(trials, key=lambda t: (t["wer"], t["lm_weight"], abs(t["word_score"])))
-    log.info("best: lm_weight %.3f, word_score %.3f, dev %%WER %.2f", best["lm_weight"], best["word_score"],
-             best["wer"])
+    if select == "smooth":
+        for trial, pooled in zip(trials, neighbourhood_wers(points, errors)):
+            trial["smoothed_wer"] = round(float(pooled), 3)
+    best = min(trials, key=lambda t: (t.get("smoothed_wer", 0.0), t["wer"], t["lm_weight"], abs(t["word_score"])))
+    log.info("best (%s): lm_weight %.3f, word_score %.3f, dev %%WER %.2f", select, best["lm_weight"],
+             best["word_score"], best["wer"])
     return LMParams(lm=str(Path(lm).resolve()), lexicon=str(Path(lexicon).resolve()) if lexicon else None,
                     lm_weight=best["lm_weight"], word_score=best["word_score"], beam_size=beam_size,
                     beam_threshold=beam_threshold, dev_wer=best["wer"], trials=trials)
+
+
+def _rate(errors: int, num_ref: int) -> float:
+    return 100.0 * errors / num_ref if num_ref else (float("inf") if errors else 0.0)  # as ScoreResult.err_rate
+
+
+def neighbourhood_wers(points: list[tuple[float, float]], errors: list[tuple[int, int]]) -> list[float]:
+    """%WER of each point pooled with the points around it (errors and words summed).
+
+    A neighbour lies within one spacing of the point on each axis; the spacing of an axis is its
+    span over (n - 1), n being its distinct values on a grid (13 on the default 13 x 13 grid: the
+    3 x 3 block) and the points' per-axis density for random draws (about sqrt(trials)).
+    """
+    coords = np.array(points, dtype=float).reshape(-1, 2)  # (P, 2): lm_weight, word_score
+    spans = coords.max(axis=0) - coords.min(axis=0)
+    varying = spans > 0
+    per_axis = round(len(points) ** (1 / max(int(varying.sum()), 1)))  # points along each varying axis
+    distinct = np.array([len(np.unique(coords[:, a])) for a in range(2)])
+    steps = np.where(varying, spans / np.maximum(np.minimum(distinct, per_axis) - 1, 1), 0.0)
+    near = (np.abs(coords[:, None, :] - coords[None, :, :]) <= steps * (1 + 1e-9) + 1e-12).all(axis=2)  # (P, P)
+    counts = np.array(errors, dtype=float).reshape(-1, 2)  # (P, 2): errors, reference words
+    pooled = near.astype(float) @ counts  # (P, 2) summed over each point's neighbours
+    return [_rate(e, n) for e, n in pooled]

@@ -50,7 +50,7 @@ def tune_files(model_path: str | Path, cuts_path: str | Path, lm: str | Path, le
     errors = part.sum_counts(errors, out.parent / "shards", out.stem)
     path = None
     if errors is not None and part.ctx.is_main:
-        path = write_lm_params(best_params(lm, lexicon, points, errors, cfg.beam_size, beam_threshold), out)
+        path = write_lm_params(best_params(lm, lexicon, points, errors, cfg.beam_size, beam_threshold, cfg.select), out)
         log.info("wrote %s", path)
     part.close()
     return path

@@ -1,6 +1,6 @@
 """Frame-rate reduction before the recurrent encoder: frame stacking or strided convolution.
 
-Both keep the output for an utterance independent of the batch padding: an output frame
+All three keep the output for an utterance independent of the batch padding: an output frame
 only reads input frames inside the utterance (or zeros, which is what padding holds after
 CMVN), and ``out_lens = feat_lens // factor``.
 """
@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..config import SubsamplingConfig
 
-__all__ = ["StackSubsampling", "ConvSubsampling", "SubsamplingStream", "build_subsampling"]
+__all__ = ["StackSubsampling", "ConvSubsampling", "Conv2dSubsampling", "SubsamplingStream", "build_subsampling"]
 
 
 class StackSubsampling(nn.Module):
@@ -58,6 +58,37 @@ class ConvSubsampling(nn.Module):
         return x.transpose(1, 2), self.output_lengths(lens)  # (B, T//k, C)
 
 
+class Conv2dSubsampling(nn.Module):
+    """Two 3x3 convolutions over (time, frequency), as ESPnet's Conv2dSubsampling and deepspeech.pytorch.
+
+    Both halve the frequency axis; the first keeps the frame rate (same-padded in time), the second
+    reads ``factor`` of its frames with stride ``factor``, like ``ConvSubsampling``, so an output
+    frame reads one input frame on each side of its own ``factor`` frames. The channels of each
+    output frame are flattened with its frequency bins: (B, T, F) -> (B, T // k, C * ceil(ceil(F / 2) / 2)).
+    """
+
+    def __init__(self, input_dim: int, factor: int, channels: int):
+        super().__init__()
+        self.factor = factor
+        self.output_dim = channels * (((input_dim + 1) // 2 + 1) // 2)  # bins after two stride-2 convolutions
+        self.context = (1, 1)
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, kernel_size=3, stride=(1, 2), padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, kernel_size=(factor, 3), stride=(factor, 2), padding=(0, 1)),
+            nn.ReLU(),
+        )
+
+    def output_lengths(self, lens: Tensor) -> Tensor:
+        return lens // self.factor
+
+    def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.conv(x.unsqueeze(1))  # (B, T, F) -> (B, 1, T, F) -> (B, C, T//k, F')
+        batch, channels, frames, freq = x.shape
+        x = x.transpose(1, 2).reshape(batch, frames, channels * freq)  # (B, T//k, C*F')
+        return x, self.output_lengths(lens)
+
+
 class SubsamplingStream:
     """Runs a subsampling module incrementally on one stream; outputs equal the module's on the whole input.
 
@@ -100,4 +131,6 @@ def build_subsampling(cfg: SubsamplingConfig, input_dim: int) -> nn.Module:
         return StackSubsampling(input_dim, cfg.factor)
     if cfg.kind == "conv":
         return ConvSubsampling(input_dim, cfg.factor, cfg.conv_channels)
-    raise ValueError(f"subsampling.kind: expected 'stack' or 'conv', got {cfg.kind!r}")
+    if cfg.kind == "conv2d":
+        return Conv2dSubsampling(input_dim, cfg.factor, cfg.conv2d_channels)
+    raise ValueError(f"subsampling.kind: expected 'stack', 'conv' or 'conv2d', got {cfg.kind!r}")

@@ -42,6 +42,7 @@ from ..model.checkpoint import CheckpointError, list_checkpoints, load_file, mod
 from ..config import DataConfig, TrainConfig, to_dict
 from ..data.cuts import (AudioBatch, AudioDataset, Batch, FeatureBatcher, estimate_batches, eval_batches, load_cuts,
                          load_cuts_lazy, scan_manifest, train_loader, train_sampler)
+from .distill import Distillation
 from .distributed import (Dist, all_sum, broadcast_object, gather_objects, init_distributed, leave_distributed,
                           pick_device)
 from ..decoding.search import greedy_search
@@ -509,6 +510,8 @@ class _Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.inter_ctc = InterCTC(self.model, cfg.inter_ctc_layer, cfg.inter_ctc_weight) if cfg.inter_ctc_layer else None
+        self.distill = (Distillation(cfg.distill_from, cfg.distill_weight, cfg.distill_temperature, self.model,
+                                     self.tokenizer.units, device) if cfg.distill_from else None)
         if state is None:
             return
         ts = state["train_state"]
@@ -562,7 +565,7 @@ class _Trainer:
                     log.warning("skipping a training cut: %s", message)
                 stats, stop_requested = _train_step(self.step_model, self.model, audio, self.tokenizer, self.optimizer,
                                                     self.scaler, cfg, self.device, ctx, stop.signum is not None,
-                                                    self.inter_ctc, self.batcher)
+                                                    self.inter_ctc, self.batcher, self.distill)
                 if self.scaler is not None:
                     self.scaler_skips = _scaler_skip_run(self.scaler_skips, stats.scaler_skipped_steps,
                                                          self.scaler.get_scale(), cfg.scaler_warn_skips)
@@ -663,7 +666,8 @@ def train(cfg: TrainConfig, train_cuts: str | Path, dev_cuts: str | Path, exp_di
 
 def _train_step(step_model, model: CTCModel, batch: Batch | AudioBatch, tokenizer, optimizer, scaler,
                 cfg: TrainConfig, device: torch.device, ctx: Dist, stop_requested: bool,
-                inter_ctc: InterCTC | None = None, batcher: FeatureBatcher | None = None) -> tuple[StepStats, bool]:
+                inter_ctc: InterCTC | None = None, batcher: FeatureBatcher | None = None,
+                distill: Distillation | None = None) -> tuple[StepStats, bool]:
     """One optimiser step on this rank's ``batch`` (an ``AudioBatch`` gets its log-mel from ``batcher`` here).
 
     The loss is the CTC sum over the utterances kept on *all* ranks divided by their number,
@@ -684,7 +688,7 @@ def _train_step(step_model, model: CTCModel, batch: Batch | AudioBatch, tokenize
     kept, oom, loss = 0, 0, None
     try:
         loss, main_loss, kept, n_skip, frames = _forward_loss(step_model, batch, tokenizer, cfg, device, inter_ctc,
-                                                              batcher)
+                                                              batcher, distill)
     except RuntimeError as err:
         if not _is_out_of_memory(err):
             raise
@@ -714,8 +718,9 @@ def _train_step(step_model, model: CTCModel, batch: Batch | AudioBatch, tokenize
 
 
 def _forward_loss(step_model, batch: Batch | AudioBatch, tokenizer, cfg: TrainConfig, device: torch.device,
-                  inter_ctc: InterCTC | None, batcher: FeatureBatcher | None) -> tuple:
-    """Log-mel (of an ``AudioBatch``), forward under autocast, CTC loss (with InterCTC's).
+                  inter_ctc: InterCTC | None, batcher: FeatureBatcher | None,
+                  distill: Distillation | None = None) -> tuple:
+    """Log-mel (of an ``AudioBatch``), forward under autocast, CTC loss (with InterCTC's and distillation's).
 
     Returns:
         (loss to back-propagate, the last layer's CTC loss (detached, logged), utterances in the
@@ -726,13 +731,17 @@ def _forward_loss(step_model, batch: Batch | AudioBatch, tokenizer, cfg: TrainCo
     feats, feat_lens, texts = batch.feats, batch.feat_lens, batch.texts
     if not batch.ids:  # 16 silent frames, no transcript: never part of the loss
         feats, feat_lens, texts = feats.new_zeros(1, 16, feats.size(2)), torch.tensor([16]), [""]
+    feats, feat_lens = feats.to(device), feat_lens.to(device)
     with autocast(device, cfg.precision):
-        log_probs, out_lens = step_model(feats.to(device), feat_lens.to(device))
+        log_probs, out_lens = step_model(feats, feat_lens)
     targets = [tokenizer.encode(t) for t in texts]
     loss, kept, n_skip = ctc_loss(log_probs, out_lens, targets)
     main_loss = loss.detach()  # what is logged: the last layer's CTC loss, comparable across runs
     if inter_ctc is not None:
         loss = inter_ctc.loss(loss, out_lens, targets)
+    if distill is not None and batch.ids:
+        with autocast(device, cfg.precision):
+            loss = distill.loss(loss, log_probs, out_lens, feats, feat_lens)
     if not batch.ids:  # the dummy utterance counts for nothing
         return loss, main_loss, kept, 0, 0.0
     return loss, main_loss, kept, n_skip, float(out_lens.sum())

@@ -26,6 +26,8 @@ data_dir=${AN4_DIR:-}                  # AN4 tree with etc/ and wav/; empty: dow
 config=$recipe_dir/../../conf/an4.yaml # training config (YAML)
 exp_dir=exp                            # checkpoints, model.pt, decode/
 avg=5                                  # epoch checkpoints averaged into model.pt
+seed=0                                 # training seed (RESULTS.md reports seeds 0, 1 and 2: pass --exp-dir exp-sN too)
+threads=0                              # torch threads of the training (0: all cores; 1 when two runs share 2 cores)
 . "$recipe_dir/../parse_options.sh"
 . "$recipe_dir/../stage_times.sh"
 
@@ -47,7 +49,7 @@ fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   stage_begin 2 "train with $config into $exp_dir"
   asr train --config "$config" --train $manifests/an4_cuts_train.jsonl.gz \
-    --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$exp_dir"
+    --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$exp_dir" seed="$seed" num_threads="$threads"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then

@@ -30,30 +30,42 @@ ft_chunks="5"                          # chunk sizes of the LC-BLSTMs fine-tuned
 ft_right_context=8                     # their right context, in frames of the offline model (30 ms each)
 uni=true                               # also the unidirectional system (false: LC-BLSTMs only)
 epochs=40                              # training epochs of the systems trained from scratch (fine-tuning: its yaml's)
+ft_epochs=                             # training epochs of the fine-tuned systems (empty: conf/an4_lcblstm_ft.yaml's, 24)
 avg=5                                  # epoch checkpoints averaged into model.pt
 offline_exp=exp                        # run.sh's experiment directory, scored for comparison
+seed=0                                 # training seed of every system (its folder gets -sN for N > 0)
+threads=0                              # torch threads per training (0: all cores; 1 when two runs share 2 cores)
+distill_weight=0                       # > 0: the systems also learn $offline_exp/model.pt's frame posteriors (distill_from), folders get -kd
+distill_temperature=1.0                # distillation temperature
 . "$recipe_dir/../parse_options.sh"
 
 . "$recipe_dir/../stage_times.sh"
 manifests=data/manifests
 conf=$recipe_dir/../../conf
+suffix=""
+[ "$distill_weight" = 0 ] || suffix="-kd"
+[ "$seed" = 0 ] || suffix="$suffix-s$seed"
 systems=""
-[ "$uni" = false ] || systems="exp-uni"
-for nc in $chunks; do systems="$systems exp-lcblstm-c$nc-r$right_context"; done
-for nc in $ft_chunks; do systems="$systems exp-lcblstm-ft-c$nc-r$ft_right_context"; done
+[ "$uni" = false ] || systems="exp-uni$suffix"
+for nc in $chunks; do systems="$systems exp-lcblstm-c$nc-r$right_context$suffix"; done
+for nc in $ft_chunks; do systems="$systems exp-lcblstm-ft-c$nc-r$ft_right_context$suffix"; done
+common=(seed="$seed" num_threads="$threads")
+[ "$distill_weight" = 0 ] || common+=(distill_from="$offline_exp/model.pt" distill_weight="$distill_weight"
+                                     distill_temperature="$distill_temperature")
 
 train() {  # EXP -> config and overrides of that system
   case $1 in
-    exp-uni) asr train --config "$conf/an4_uni.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
-      --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" epochs="$epochs" ;;
+    exp-uni*) asr train --config "$conf/an4_uni.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
+      --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" epochs="$epochs" "${common[@]}" ;;
     exp-lcblstm-ft-c*) nc=${1#exp-lcblstm-ft-c}; nc=${nc%%-*}
       asr train --config "$conf/an4_lcblstm_ft.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
         --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" init_from="$offline_exp/model.pt" \
-        model.encoder.chunk_frames="$nc" model.encoder.right_context="$ft_right_context" ;;
+        model.encoder.chunk_frames="$nc" model.encoder.right_context="$ft_right_context" ${ft_epochs:+epochs="$ft_epochs"} \
+        "${common[@]}" ;;
     exp-lcblstm-c*) nc=${1#exp-lcblstm-c}; nc=${nc%%-*}
       asr train --config "$conf/an4_lcblstm.yaml" --train $manifests/an4_cuts_train.jsonl.gz \
         --dev $manifests/an4_cuts_dev.jsonl.gz --exp-dir "$1" epochs="$epochs" \
-        model.encoder.chunk_frames="$nc" model.encoder.right_context="$right_context" ;;
+        model.encoder.chunk_frames="$nc" model.encoder.right_context="$right_context" "${common[@]}" ;;
   esac
 }
 

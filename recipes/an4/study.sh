@@ -53,6 +53,10 @@ declare -A overrides=(
   [x4-do3]="model.subsampling.factor=4 model.encoder.dropout=0.3"
   [x4-sa-strong]="model.subsampling.factor=4 model.specaug.freq_width=27 model.specaug.time_masks=4"
   [x4-bpe50]="model.subsampling.factor=4 tokenizer.kind=bpe tokenizer.vocab_size=50"
+  [conv2d-x2]="model.subsampling.kind=conv2d model.subsampling.factor=2"
+  [conv2d-x3]="model.subsampling.kind=conv2d model.subsampling.factor=3"
+  [conv2d-x4]="model.subsampling.kind=conv2d model.subsampling.factor=4"
+  [conv-x3]="model.subsampling.kind=conv model.subsampling.factor=3"
 )
 
 . "$recipe_dir/../stage_times.sh"
