@@ -95,4 +95,4 @@ def test_a_student_trained_on_real_speech_moves_towards_its_teacher(small_sets, 
     taught = train(load_config(None, student + [f"distill_from={teacher}", "distill_weight=1.0"]), cuts, cuts,
                    tmp_path / "taught")
     kl_taught, kl_plain = _kl_to_teacher(taught, teacher, cuts), _kl_to_teacher(plain, teacher, cuts)
-    assert kl_taught < 0.9 * kl_plain  # measured 0.83 x; without the term both runs are bit-identical
+    assert kl_taught < 0.9 * kl_plain  # measured 0.83x; the teacher draws no random numbers: same batches and masks
