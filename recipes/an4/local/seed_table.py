@@ -33,7 +33,8 @@ def training_minutes(run: Path) -> float | None:
     return sum(float(r["seconds"]) for r in csv.DictReader(log.open())) / 60.0 if log.is_file() else None
 
 
-def _cell(value: float | None, digits: int = 2) -> str:
+def cell(value: float | None, digits: int = 2) -> str:
+    """A table cell: the value with ``digits`` decimals, '-' for None."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -62,8 +63,8 @@ def main() -> None:
         table.append(rates + [training_minutes(run)])
         tuned = run / "lm-params.yaml"
         lm = yaml.safe_load(tuned.read_text()) if tuned.is_file() else {}
-        print(f"| {run.name} | " + " | ".join(map(_cell, rates))
-              + f" | {lm.get('lm_weight', '-')} / {lm.get('word_score', '-')} | {_cell(table[-1][-1], 1)} |")
+        print(f"| {run.name} | " + " | ".join(map(cell, rates))
+              + f" | {lm.get('lm_weight', '-')} / {lm.get('word_score', '-')} | {cell(table[-1][-1], 1)} |")
     columns = list(zip(*table))
     print(f"| **mean ± sd of {len(args.runs)}** | " + " | ".join(_spread(list(c)) for c in columns[:4])
           + f" | | {_spread(list(columns[4]))} |")

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 
 import yaml
 
 from asr.model.checkpoint import load_file
+from seed_table import cell, error_rate  # the score-file reader both tables share (local/ is on sys.path)
 
 
 def _error_rate(decode: Path, method: str, unit: str) -> str:
     """%WER or %CER of ``hyp-dev-METHOD`` from its score JSON; '-' when not scored yet."""
-    path = decode / f"score-hyp-dev-{method}-{unit}.json"
-    if not path.is_file():
-        return "-"
-    return f"{json.loads(path.read_text())['overall']['err_rate']:.2f}"
+    return cell(error_rate(decode, "dev", method, unit))
 
 
 def _training(exp: Path) -> tuple[int, float, float]:
