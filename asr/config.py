@@ -177,6 +177,7 @@ class TrainConfig:
     distill_from: str = ""  # float teacher model (.pt or folder) whose frame posteriors the model also learns; "" = off
     distill_weight: float = 0.5  # distillation: loss = (1 - w) * CTC + w * T^2 * KL(teacher || model), summed over frames
     distill_temperature: float = 1.0  # distillation: T, softening both posteriors
+    distill_shift: int = 0  # distillation: the model's frame t learns the teacher's frame t - shift (a unidirectional model emits later)
     seed: int = 0  # seeds python, numpy, torch and the sampler
     keep_last: int = 5  # epoch checkpoints kept on disk
     save_every_steps: int = 0  # extra mid-epoch checkpoint interval; 0 = epoch ends only

@@ -63,10 +63,26 @@ def test_a_teacher_with_other_units_or_frame_rate_is_one_error_naming_it(tmp_pat
         Distillation(str(path), 0.5, 1.0, _model(1, factor=4), UNITS.units, torch.device("cpu"))
     with pytest.raises(CheckpointError, match="nothing.pt"):
         Distillation(str(tmp_path / "nothing.pt"), 0.5, 1.0, _model(1), UNITS.units, torch.device("cpu"))
-    for weight, temperature, field in [(0.0, 1.0, "distill_weight"), (1.5, 1.0, "distill_weight"),
-                                       (0.5, 0.0, "distill_temperature")]:
+    for weight, temperature, shift, field in [(0.0, 1.0, 0, "distill_weight"), (1.5, 1.0, 0, "distill_weight"),
+                                              (0.5, 0.0, 0, "distill_temperature"), (0.5, 1.0, -1, "distill_shift")]:
         with pytest.raises(ValueError, match=field):
-            Distillation(str(path), weight, temperature, _model(1), UNITS.units, torch.device("cpu"))
+            Distillation(str(path), weight, temperature, _model(1), UNITS.units, torch.device("cpu"), shift)
+
+
+def test_a_shift_pairs_each_student_frame_with_the_teacher_frame_that_many_before(tmp_path):
+    """distill_shift D: student frame t against teacher frame t - D, the first D frames and the padding left out."""
+    feats, feat_lens = torch.randn(2, 30, 80), torch.tensor([30, 19])  # 10 and 6 frames after x3
+    teacher, student = _model(0), _model(1, bidirectional=False).train()
+    with torch.no_grad():
+        target = teacher.eval()(feats, feat_lens)[0].softmax(-1)  # (2, 10, V)
+    log_probs, out_lens = student(feats, feat_lens)
+    kl = torch.nn.functional.kl_div(log_probs[:, 2:].log_softmax(-1), target[:, :-2], reduction="none").sum(-1)
+    expected = kl[0, :8].sum() + kl[1, :4].sum()  # student frames 2..9 and 2..5
+    distill = Distillation(str(_teacher_file(tmp_path, teacher)), 1.0, 1.0, student, UNITS.units,
+                           torch.device("cpu"), shift=2)
+    torch.testing.assert_close(distill.loss(torch.tensor(3.0), log_probs, out_lens, feats, feat_lens), expected)
+    distill.shift = 12  # longer than every utterance: nothing left to learn from the teacher
+    assert float(distill.loss(torch.tensor(3.0), log_probs, out_lens, feats, feat_lens)) == 0.0
 
 
 def _kl_to_teacher(student_path, teacher_path, cuts) -> float:

@@ -3,6 +3,7 @@ and the encoder study's conf files."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -10,13 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from asr.config import load_config
+from asr.data.cuts import load_cuts
 from asr.data.corpora.an4 import parse_transcription
 from asr.data.tokenizer import CharTokenizer
+from asr.model.checkpoint import model_package, save_atomic
 from asr.model.ctc import CTCModel
-from helpers import REPO, TINY_RECIPE_CONFIG, run_recipe
+from helpers import REPO, TINY, TINY_RECIPE_CONFIG, run_recipe
 
 SCRIPTS = ["an4/run.sh", "an4/compare.sh", "an4/streaming.sh", "timit/run.sh", "librispeech/run.sh", "template/run.sh"]
 
@@ -166,14 +170,15 @@ def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
     assert all(f"/{conf} " in line for line, conf in zip(trains, configs))
     (tmp_path / "log").unlink()
     result = _run("an4/streaming.sh", ["--uni", "false", "--chunks", "", "--offline-exp", "exp-s1", "--seed", "1",
-                                       "--distill-weight", "0.5", "--ft-epochs", "12", "--stop-stage", "1"],
+                                       "--distill-weight", "0.5", "--distill-shift", "2", "--ft-epochs", "12",
+                                       "--stop-stage", "1"],
                   tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
     assert result.returncode == 0, result.stderr
     (taught,) = (tmp_path / "log").read_text().splitlines()
     assert taught.split("--exp-dir ")[1] == (
-        "exp-lcblstm-ft-c5-r8-kd-s1 init_from=exp-s1/model.pt model.encoder.chunk_frames=5 "
+        "exp-lcblstm-ft-c5-r8-kd2-s1 init_from=exp-s1/model.pt model.encoder.chunk_frames=5 "
         "model.encoder.right_context=8 epochs=12 seed=1 num_threads=0 distill_from=exp-s1/model.pt distill_weight=0.5 "
-        "distill_temperature=1.0")
+        "distill_temperature=1.0 distill_shift=2")
     (tmp_path / "log").unlink()
     result = _run("an4/streaming.sh", ["--chunks", "8", "--ft-chunks", "", "--stage", "6"], tmp_path,
                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
@@ -242,3 +247,33 @@ def test_seed_table_gives_each_seed_and_the_mean_and_sample_deviation(tmp_path):
     assert rows[3] == "| exp-s1 | 12.00 | 6.00 | 12.00 | 6.00 | 0.75 / 1.0 | 2.0 |"
     assert rows[5] == ("| **mean ± sd of 3** | **12.00 ± 2.00** | **6.00 ± 1.00** | **12.00 ± 2.00** | **6.00 ± 1.00** "
                        "| | **2.00 ± 1.00** |")
+
+
+def _peaks(frames: int, spikes: dict[int, int]) -> np.ndarray:
+    """(frames, 4) log-probs: blank (0) everywhere but ``spikes`` {frame: unit}."""
+    probs = np.full((frames, 4), 0.01, dtype=np.float32)
+    probs[:, 0] = 0.97
+    for frame, unit in spikes.items():
+        probs[frame] = 0.01
+        probs[frame, unit] = 0.97
+    return np.log(probs)
+
+
+def test_spike_delay_measures_how_many_frames_later_a_student_emits(small_sets, tmp_path):
+    """local/spike_delay.py: delays of known spikes, then the command on a real manifest."""
+    spec = importlib.util.spec_from_file_location("spike_delay", REPO / "recipes/an4/local/spike_delay.py")
+    spike_delay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spike_delay)
+    teacher = [_peaks(12, {2: 2, 3: 2, 6: 3}), _peaks(8, {1: 1})]  # a token's spike: the first frame of its span
+    student = [_peaks(12, {4: 2, 5: 2, 6: 2, 9: 3}), _peaks(8, {1: 1})]
+    assert spike_delay.spike_delays(teacher, student, [[2, 3], [1]], blank=0) == [2, 3, 0]
+
+    cuts = small_sets / "cuts12.jsonl.gz"
+    tokenizer = CharTokenizer.train(c.supervisions[0].text for c in load_cuts(cuts))
+    model = CTCModel(load_config(None, TINY).model, len(tokenizer.units))  # untrained: any alignment will do
+    save_atomic(model_package(model, tokenizer), tmp_path / "model.pt")
+    result = subprocess.run([sys.executable, str(REPO / "recipes/an4/local/spike_delay.py"), "model.pt", "model.pt",
+                             str(cuts)], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "of 12 utterances: student minus teacher spike frame mean 0.00, median 0" in result.stdout
+    assert result.stdout.splitlines()[1].split()[::2] == ["+0", "100.0%"]

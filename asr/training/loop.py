@@ -511,7 +511,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.inter_ctc = InterCTC(self.model, cfg.inter_ctc_layer, cfg.inter_ctc_weight) if cfg.inter_ctc_layer else None
         self.distill = (Distillation(cfg.distill_from, cfg.distill_weight, cfg.distill_temperature, self.model,
-                                     self.tokenizer.units, device) if cfg.distill_from else None)
+                                     self.tokenizer.units, device, cfg.distill_shift) if cfg.distill_from else None)
         if state is None:
             return
         ts = state["train_state"]

@@ -37,6 +37,7 @@ seed=0                                 # training seed of every system (its fold
 threads=0                              # torch threads per training (0: all cores; 1 when two runs share 2 cores)
 distill_weight=0                       # > 0: the systems also learn $offline_exp/model.pt's frame posteriors (distill_from), folders get -kd
 distill_temperature=1.0                # distillation temperature
+distill_shift=0                        # > 0: the teacher's posteriors delayed by this many frames (local/spike_delay.py), folders get -kdN
 . "$recipe_dir/../parse_options.sh"
 
 . "$recipe_dir/../stage_times.sh"
@@ -44,6 +45,7 @@ manifests=data/manifests
 conf=$recipe_dir/../../conf
 suffix=""
 [ "$distill_weight" = 0 ] || suffix="-kd"
+[ "$distill_weight" = 0 ] || [ "$distill_shift" = 0 ] || suffix="$suffix$distill_shift"
 [ "$seed" = 0 ] || suffix="$suffix-s$seed"
 systems=""
 [ "$uni" = false ] || systems="exp-uni$suffix"
@@ -51,7 +53,7 @@ for nc in $chunks; do systems="$systems exp-lcblstm-c$nc-r$right_context$suffix"
 for nc in $ft_chunks; do systems="$systems exp-lcblstm-ft-c$nc-r$ft_right_context$suffix"; done
 common=(seed="$seed" num_threads="$threads")
 [ "$distill_weight" = 0 ] || common+=(distill_from="$offline_exp/model.pt" distill_weight="$distill_weight"
-                                     distill_temperature="$distill_temperature")
+                                     distill_temperature="$distill_temperature" distill_shift="$distill_shift")
 
 train() {  # EXP -> config and overrides of that system
   case $1 in
