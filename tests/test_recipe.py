@@ -161,7 +161,7 @@ def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
     assert result.returncode == 0, result.stderr
     trains = (tmp_path / "log").read_text().splitlines()
     assert [line.split("--exp-dir ")[1] for line in trains] == [
-        "exp-uni epochs=7 seed=0 num_threads=0",
+        "exp-uni epochs=7 seed=0 num_threads=0 distill_from=exp/model.pt",  # shift and weight: its yaml's
         "exp-lcblstm-c8-r3 epochs=7 model.encoder.chunk_frames=8 model.encoder.right_context=3 seed=0 num_threads=0",
         "exp-lcblstm-c4-r3 epochs=7 model.encoder.chunk_frames=4 model.encoder.right_context=3 seed=0 num_threads=0",
         "exp-lcblstm-ft-c5-r8 init_from=exp/model.pt model.encoder.chunk_frames=5 model.encoder.right_context=8 "
@@ -179,6 +179,12 @@ def test_streaming_recipe_trains_each_chunk_size_and_scores_all(tmp_path):
         "exp-lcblstm-ft-c5-r8-kd2-s1 init_from=exp-s1/model.pt model.encoder.chunk_frames=5 "
         "model.encoder.right_context=8 epochs=12 seed=1 num_threads=0 distill_from=exp-s1/model.pt distill_weight=0.5 "
         "distill_temperature=1.0 distill_shift=2")
+    (tmp_path / "log").unlink()
+    result = _run("an4/streaming.sh", ["--uni-teacher", "false", "--chunks", "", "--ft-chunks", "", "--stop-stage", "1"],
+                  tmp_path, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
+    assert result.returncode == 0, result.stderr
+    (alone,) = (tmp_path / "log").read_text().splitlines()
+    assert alone.split("--exp-dir ")[1] == "exp-uni-ctc epochs=40 seed=0 num_threads=0"
     (tmp_path / "log").unlink()
     result = _run("an4/streaming.sh", ["--chunks", "8", "--ft-chunks", "", "--stage", "6"], tmp_path,
                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", ASR_LOG=str(tmp_path / "log"))
