@@ -7,7 +7,8 @@
 #
 # Stages (each one `asr` command per system; --stage N --stop-stage M runs a range):
 #   1 train     conf/an4_uni.yaml taught by $offline_exp/model.pt (distill_from) -> exp-uni;
-#               conf/an4_lcblstm.yaml with encoder.chunk_frames=NC encoder.right_context=$right_context -> exp-lcblstm-cNC-rNR, for NC in $chunks;
+#               conf/an4_lcblstm.yaml with encoder.chunk_frames=NC encoder.right_context=$right_context
+#               -> exp-lcblstm-cNC-rNR, for NC in $chunks;
 #               conf/an4_lcblstm_ft.yaml from $offline_exp/model.pt (init_from) with chunk_frames=NC
 #               right_context=$ft_right_context -> exp-lcblstm-ft-cNC-rNR, for NC in $ft_chunks
 #   2 average   last $avg epoch checkpoints -> EXP/model.pt

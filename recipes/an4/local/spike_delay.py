@@ -21,7 +21,7 @@ import torchaudio.functional as AF
 
 from asr.data.cuts import load_cuts
 from asr.decoding.tune import cut_emissions
-from asr.model.checkpoint import load_model
+from asr.model.files import load_float_model
 
 
 def token_starts(emission: np.ndarray, targets: list[int], blank: int) -> list[int]:
@@ -36,7 +36,7 @@ def spike_delays(teacher: list[np.ndarray], student: list[np.ndarray], targets: 
     """Student minus teacher spike frame of every token of every utterance (the same utterances in order)."""
     delays = []
     for t_emission, s_emission, tokens in zip(teacher, student, targets):
-        if tokens and len(tokens) <= min(len(t_emission), len(s_emission)):
+        if tokens and 2 * len(tokens) <= min(len(t_emission), len(s_emission)):  # room for any repeats
             delays += [s - t for t, s in zip(token_starts(t_emission, tokens, blank),
                                              token_starts(s_emission, tokens, blank))]
     return delays
@@ -44,7 +44,7 @@ def spike_delays(teacher: list[np.ndarray], student: list[np.ndarray], targets: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("teacher", help="model file or folder (float)")
+    parser.add_argument("teacher", help="float model: .pt file or safetensors model folder")
     parser.add_argument("student", help="model file or folder at the teacher's frame rate and units")
     parser.add_argument("cuts", help="cut manifest with transcripts (dev)")
     args = parser.parse_args()
@@ -52,7 +52,7 @@ def main() -> None:
     cuts = load_cuts(args.cuts)
     outputs = []
     for path in (args.teacher, args.student):
-        model, tokenizer = load_model(path)
+        model, tokenizer = load_float_model(path)
         ids, refs, emissions = cut_emissions(model, cuts)
         outputs.append(dict(zip(ids, emissions)))
     targets = [[u for u in tokenizer.encode(refs[i]) if u != tokenizer.blank_id] for i in ids]
