@@ -56,6 +56,13 @@ def test_garbage_file_gives_clear_error(tmp_path, content):
         load_model(path)
 
 
+def test_a_folder_or_a_missing_file_is_named_as_such(tmp_path):
+    with pytest.raises(CheckpointError, match=f"^{tmp_path}: a folder; this needs a .pt model file"):
+        load_file(tmp_path)
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'gone.pt'}: no such file$"):
+        load_file(tmp_path / "gone.pt")
+
+
 def test_foreign_torch_file_is_rejected(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, path)

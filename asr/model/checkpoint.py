@@ -65,6 +65,8 @@ def load_file(path: str | Path) -> dict:
     advice to retry with ``weights_only=False`` (unsafe for a file that is not a model).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder; this needs a .pt model file or training checkpoint")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     unreadable = f"{path}: not a readable checkpoint or model file"
