@@ -283,3 +283,9 @@ def test_spike_delay_measures_how_many_frames_later_a_student_emits(small_sets, 
     assert result.returncode == 0, result.stderr
     assert "of 12 utterances: student minus teacher spike frame mean 0.00, median 0" in result.stdout
     assert result.stdout.splitlines()[1].split()[::2] == ["+0", "100.0%"]
+    fewer = CharTokenizer(tokenizer.units[:-1])
+    save_atomic(model_package(CTCModel(load_config(None, TINY).model, len(fewer.units)), fewer), tmp_path / "other.pt")
+    result = subprocess.run([sys.executable, str(REPO / "recipes/an4/local/spike_delay.py"), "model.pt", "other.pt",
+                             str(cuts)], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"other.pt: its {len(fewer.units)} units differ from the teacher's {len(tokenizer.units)}\n"

@@ -50,9 +50,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cuts = load_cuts(args.cuts)
-    outputs = []
+    outputs, units = [], []
     for path in (args.teacher, args.student):
         model, tokenizer = load_float_model(path)
+        units.append(list(tokenizer.units))
+        if units[0] != units[-1]:  # the targets below are the student's unit ids
+            raise SystemExit(f"{path}: its {len(units[-1])} units differ from the teacher's {len(units[0])}")
         ids, refs, emissions = cut_emissions(model, cuts)
         outputs.append(dict(zip(ids, emissions)))
     targets = [[u for u in tokenizer.encode(refs[i]) if u != tokenizer.blank_id] for i in ids]
