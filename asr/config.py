@@ -73,6 +73,7 @@ class SubsamplingConfig:
     factor: int = 3  # frame-rate reduction, 1 to 4
     conv_channels: int = 256  # output channels of the conv subsampling
     conv2d_channels: int = 16  # channels of the conv2d subsampling (output: channels x mel bins / 4)
+    conv2d_norm: bool = False  # LayerNorm over each conv2d output frame (its channels x bins), before the encoder
 
 
 @dataclass

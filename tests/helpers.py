@@ -105,3 +105,9 @@ def log_rows(exp: Path) -> list[dict]:
     with open(exp / "log.csv") as f:
         return list(csv.DictReader(f))
 
+
+def subsampling(kind: str, factor: int, **sizes):
+    """SubsamplingConfig for a test row's kind; "conv2d+norm" is conv2d with its LayerNorm."""
+    from asr.config import SubsamplingConfig
+    return SubsamplingConfig(kind=kind.removesuffix("+norm"), factor=factor, conv2d_norm=kind.endswith("+norm"),
+                             **sizes)

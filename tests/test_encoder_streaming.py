@@ -16,6 +16,7 @@ from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
 from asr.model.ctc import CTCModel
 from asr.model.encoder import EncoderStream, build_encoder
 from asr.model.subsampling import SubsamplingStream, build_subsampling
+from helpers import subsampling
 
 CELLS = ["lstm", "gru", "rnn"]
 # name -> EncoderConfig fields; Nc and Nr in encoder-input frames
@@ -152,11 +153,11 @@ def test_full_bidirectional_encoder_refuses_to_stream():
         EncoderStream(build_encoder(EncoderConfig(num_layers=1, hidden_size=4), 5))
 
 
-@pytest.mark.parametrize("kind,factor", SUBSAMPLING + [("conv", 3), ("conv2d", 2), ("conv2d", 4)])
+@pytest.mark.parametrize("kind,factor", SUBSAMPLING + [("conv", 3), ("conv2d", 2), ("conv2d", 4), ("conv2d+norm", 3)])
 def test_subsampling_stream_equals_whole_input(kind, factor):
     torch.manual_seed(4)
     rng = random.Random(factor)
-    module = build_subsampling(SubsamplingConfig(kind=kind, factor=factor, conv_channels=8, conv2d_channels=3), 5).eval()
+    module = build_subsampling(subsampling(kind, factor, conv_channels=8, conv2d_channels=3), 5).eval()
     x = torch.randn(1, 38, 5)
     with torch.no_grad():
         whole, _ = module(x, torch.tensor([38]))

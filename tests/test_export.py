@@ -13,13 +13,14 @@ import torch
 from asr.audio.io import load_audio
 from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.cli import main
-from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
+from asr.config import EncoderConfig, ModelConfig
 from asr.data.cuts import collate_feats
 from asr.decoding.search import greedy_search
 from asr.inference.export import EXPORT_FORMAT, export_model
 from asr.audio.features import LogMel
 from asr.model.ctc import CTCModel
 from asr.data.tokenizer import CharTokenizer
+from helpers import subsampling
 
 UTTS = ["an406-fcaw-b", "an407-fcaw-b", "an408-fcaw-b"]
 
@@ -31,7 +32,7 @@ def _save_model(path, cell="lstm", kind="stack", factor=3, bidirectional=True, p
     """A random model; ``streaming``: lookahead_frames, or chunk_frames and right_context (LC-BLSTM)."""
     torch.manual_seed(0)
     tokenizer = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
-    cfg = ModelConfig(subsampling=SubsamplingConfig(kind=kind, factor=factor, conv_channels=32),
+    cfg = ModelConfig(subsampling=subsampling(kind, factor, conv_channels=32),
                       encoder=EncoderConfig(cell=cell, num_layers=2, hidden_size=24, bidirectional=bidirectional,
                                             projection_size=projection, **streaming))
     model = CTCModel(cfg, len(tokenizer.units))
@@ -57,7 +58,7 @@ LC_CONV2D = ("lstm", "conv2d", 4, True, 0, {"chunk_frames": 3, "right_context": 
 @pytest.mark.parametrize("cell, kind, factor, bidirectional, projection, streaming", [
     ("lstm", "stack", 3, True, 0, {}), ("gru", "conv", 2, True, 16, {}), ("rnn", "stack", 4, False, 0, {}),
     ("lstm", "conv", 1, False, 8, {"lookahead_frames": 2}), LC_LSTM, LC_GRU, LC_CONV2D,
-    ("lstm", "conv2d", 3, True, 0, {}),
+    ("lstm", "conv2d", 3, True, 0, {}), ("lstm", "conv2d+norm", 3, True, 0, {}),
 ])
 def test_exported_outputs_equal_eager(tmp_path, real_feats, cell, kind, factor, bidirectional, projection,
                                       streaming):
@@ -119,7 +120,7 @@ def test_export_of_a_bad_model_file_is_one_clear_error(tmp_path, capsys):
 @pytest.mark.parametrize("cell, kind, factor, bidirectional, projection, streaming", [
     ("lstm", "stack", 3, True, 0, {}), ("gru", "conv", 2, True, 16, {}), ("rnn", "stack", 4, False, 0, {}),
     ("lstm", "stack", 3, False, 0, {"lookahead_frames": 2}), LC_LSTM, LC_GRU, LC_CONV2D,
-    ("lstm", "conv2d", 3, True, 0, {}),
+    ("lstm", "conv2d", 3, True, 0, {}), ("lstm", "conv2d+norm", 3, True, 0, {}),
 ])
 def test_onnx_export_equals_eager_under_onnxruntime(tmp_path, real_feats, cell, kind, factor, bidirectional,
                                                     projection, streaming):
@@ -157,7 +158,8 @@ def _op_types(graph) -> set[str]:
     return ops
 
 
-@pytest.mark.parametrize("streaming", [{}, LC_LSTM[-1], {"kind": "conv2d"}], ids=["blstm", "lc-blstm", "conv2d"])
+@pytest.mark.parametrize("streaming", [{}, LC_LSTM[-1], {"kind": "conv2d"}, {"kind": "conv2d+norm"}],
+                         ids=["blstm", "lc-blstm", "conv2d", "conv2d-norm"])
 def test_int8_exports_are_quantized_and_close_to_float(tmp_path, real_feats, streaming):
     import onnx
 

@@ -10,16 +10,18 @@ from asr.config import EncoderConfig, ModelConfig, SubsamplingConfig
 from asr.masks import make_pad_mask
 from asr.model.ctc import CTCModel
 from asr.model.encoder import CELLS as CELL_MODULES, LSTMLayer, RecurrentLayer, build_encoder, build_layer, reverse_padded
+from asr.model.subsampling import build_subsampling
+from helpers import subsampling
 
 CELLS = ["lstm", "gru", "rnn"]
 DIRECTIONS = [True, False]
 SUBSAMPLING = [("stack", 1), ("stack", 2), ("stack", 3), ("stack", 4), ("conv", 1), ("conv", 3), ("conv", 4),
-               ("conv2d", 1), ("conv2d", 3), ("conv2d", 4)]
+               ("conv2d", 1), ("conv2d", 3), ("conv2d", 4), ("conv2d+norm", 3)]
 
 
 def _model(cell: str, bidirectional: bool, kind: str, factor: int, projection: int = 0) -> CTCModel:
     cfg = ModelConfig(
-        subsampling=SubsamplingConfig(kind=kind, factor=factor, conv_channels=32),
+        subsampling=subsampling(kind, factor, conv_channels=32),
         encoder=EncoderConfig(cell=cell, num_layers=2, hidden_size=24, bidirectional=bidirectional,
                               projection_size=projection, dropout=0.1),
     )
@@ -174,3 +176,11 @@ def test_dropout_keeps_the_expected_fraction_and_scales_like_nn_dropout():
     assert torch.equal(drop.eval()(x), x)
     with pytest.raises(ValueError, match="dropout"):
         Dropout(1.0)
+
+
+def test_conv2d_norm_normalises_each_output_frame_on_its_own():
+    torch.manual_seed(0)
+    module = build_subsampling(SubsamplingConfig(kind="conv2d", factor=3, conv2d_norm=True), 80)
+    out, _ = module(torch.randn(2, 30, 80) * 5 + 3, torch.tensor([30, 20]))  # (2, 10, 320)
+    torch.testing.assert_close(out.mean(-1), torch.zeros(2, 10), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(-1, unbiased=False), torch.ones(2, 10), atol=1e-3, rtol=0)

@@ -65,9 +65,10 @@ class Conv2dSubsampling(nn.Module):
     reads ``factor`` of its frames with stride ``factor``, like ``ConvSubsampling``, so an output
     frame reads one input frame on each side of its own ``factor`` frames. The channels of each
     output frame are flattened with its frequency bins: (B, T, F) -> (B, T // k, C * ceil(ceil(F / 2) / 2)).
+    ``norm`` adds a LayerNorm over each output frame, which reads that frame alone.
     """
 
-    def __init__(self, input_dim: int, factor: int, channels: int):
+    def __init__(self, input_dim: int, factor: int, channels: int, norm: bool = False):
         super().__init__()
         self.factor = factor
         self.output_dim = channels * (((input_dim + 1) // 2 + 1) // 2)  # bins after two stride-2 convolutions
@@ -78,6 +79,7 @@ class Conv2dSubsampling(nn.Module):
             nn.Conv2d(channels, channels, kernel_size=(factor, 3), stride=(factor, 2), padding=(0, 1)),
             nn.ReLU(),
         )
+        self.norm = nn.LayerNorm(self.output_dim) if norm else nn.Identity()
 
     def output_lengths(self, lens: Tensor) -> Tensor:
         return lens // self.factor
@@ -86,7 +88,7 @@ class Conv2dSubsampling(nn.Module):
         x = self.conv(x.unsqueeze(1))  # (B, T, F) -> (B, 1, T, F) -> (B, C, T//k, F')
         batch, channels, frames, freq = x.shape
         x = x.transpose(1, 2).reshape(batch, frames, channels * freq)  # (B, T//k, C*F')
-        return x, self.output_lengths(lens)
+        return self.norm(x), self.output_lengths(lens)
 
 
 class SubsamplingStream:
@@ -132,5 +134,5 @@ def build_subsampling(cfg: SubsamplingConfig, input_dim: int) -> nn.Module:
     if cfg.kind == "conv":
         return ConvSubsampling(input_dim, cfg.factor, cfg.conv_channels)
     if cfg.kind == "conv2d":
-        return Conv2dSubsampling(input_dim, cfg.factor, cfg.conv2d_channels)
+        return Conv2dSubsampling(input_dim, cfg.factor, cfg.conv2d_channels, cfg.conv2d_norm)
     raise ValueError(f"subsampling.kind: expected 'stack', 'conv' or 'conv2d', got {cfg.kind!r}")
