@@ -595,7 +595,8 @@ def _diagnose(args) -> None:
 
 def _add_diagnose_parser(sub) -> None:
     p = sub.add_parser("diagnose", help="gradient norm vs lag and gate activations of models on audio files")
-    p.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="model files or training checkpoints")
+    p.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="float models: .pt files, training "
+                   "checkpoints or safetensors folders")
     p.add_argument("--audio", type=Path, nargs="+", required=True, metavar="FILE")
     p.add_argument("--out-dir", type=Path, required=True, help="gets gradient_lag.{json,png}, gates.json and "
                    "gates_LABEL.png per gated model")

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -33,7 +34,10 @@ from asr.cli import main
 from asr.config import EncoderConfig, ModelConfig, ServerConfig, StreamConfig, SubsamplingConfig
 from asr.data.cuts import load_cuts
 from asr.data.tokenizer import CharTokenizer
+from asr.decoding.confidence import default_calibration_path
+from asr.decoding.resolve import default_params_path
 from asr.decoding.search import greedy_search
+from asr.decoding.tune import point_errors
 from asr.inference.recognizer import Recognizer
 from asr.inference.server import run_server
 from asr.inference.stream import Stream
@@ -41,6 +45,7 @@ from asr.model.checkpoint import load_model, model_package, save_atomic
 from asr.model.ctc import CTCModel
 from asr.model.files import load_onnx_model, quantize_int8
 from asr.model.onnx_model import OnnxModel
+from helpers import word_lm_and_lexicon
 
 TOKENIZER = CharTokenizer.train(["ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
 CHUNK = 8000  # bytes per message, as the Vosk client example sends
@@ -338,3 +343,49 @@ def test_a_garbage_model_file_is_one_clear_line(models, wavs, tmp_path, capsys, 
     with pytest.raises(ValueError, match=re.escape(line)) as raised:
         Recognizer.from_pretrained(path)
     assert "\n" not in str(raised.value) and "weights_only" not in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def word_lm(models, an4_manifests, tmp_path_factory) -> Path:
+    """``lm.arpa`` (AN4 training text) and ``lexicon.txt`` in the test models' units."""
+    out = tmp_path_factory.mktemp("word_lm")
+    word_lm_and_lexicon(models / "model.pt", an4_manifests / "text_train", out)
+    return out
+
+
+def _own_copy(models: Path, name: str, tmp: Path) -> Path:
+    """Format ``name``'s file or folder copied under ``tmp``, so that files written beside it land there."""
+    source = models / FORMATS[name][0]
+    copy = shutil.copytree if source.is_dir() else shutil.copy
+    return Path(copy(source, tmp / source.name))
+
+
+@pytest.mark.parametrize("name", [name for name, (_, kind) in FORMATS.items() if kind is not None])
+def test_tune_and_calibrate_take_every_format_that_decodes(models, cuts, word_lm, tmp_path, name):
+    """``asr tune`` and ``asr calibrate`` load what ``asr decode`` loads, and write their files where the model's
+    own decoding reads them: beside a model file, inside a model folder."""
+    path = _own_copy(models, name, tmp_path)
+    lm, lexicon = word_lm / "lm.arpa", word_lm / "lexicon.txt"
+    assert main(["tune", str(path), str(cuts), "--lm", str(lm), "--lexicon", str(lexicon), "--points", "2",
+                 "--beam", "8", "--max-duration", DECODE_MAX_DURATION]) == 0
+    params = yaml.safe_load(default_params_path(path).read_text())
+    assert default_params_path(path).parent == (path if path.is_dir() else tmp_path)
+    points = [(t["lm_weight"], t["word_score"]) for t in params["trials"]]
+    errors = point_errors(_direct_model(models, name), TOKENIZER, load_cuts(cuts), lm, lexicon, points, 8)
+    assert [t["wer"] for t in params["trials"]] == pytest.approx([100 * e / n for e, n in errors])
+
+    assert main(["calibrate", str(path), str(cuts), "--method", "temperature"]) == 0
+    assert default_calibration_path(path).parent == (path if path.is_dir() else tmp_path)
+    assert Recognizer.from_pretrained(path, device="cpu").calibrator.method == "temperature"
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_diagnose_takes_float_models_and_names_the_others(models, wavs, tmp_path, capsys, name):
+    """``asr diagnose`` reads the encoder's gates and gradients: a float ``.pt`` or folder, else one line."""
+    path = models / FORMATS[name][0]
+    code = main(["diagnose", str(path), "--audio", str(wavs[0]), "--out-dir", str(tmp_path / "diag")])
+    err = capsys.readouterr().err
+    if FORMATS[name][1] == "eager":
+        assert code == 0 and (tmp_path / "diag" / "gates.json").is_file(), err
+        return
+    assert code == 1 and err.count("\n") == 1 and err.startswith(f"asr diagnose: error: {path}: "), err

@@ -272,8 +272,10 @@ def default_label(path: str | Path) -> str:
 
 
 def load_models(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> dict:
-    """``{label: model}`` from model files or checkpoints (labels default to ``default_label``)."""
-    from ..model.files import load_acoustic_model
+    """``{label: model}`` from float models: ``.pt`` files, checkpoints or safetensors folders (labels
+    default to ``default_label``); the diagnostics read the encoder's gates and gradients, which ONNX and
+    int8 models do not have (``CheckpointError`` naming the file)."""
+    from ..model.files import load_float_model
 
     if labels is None:
         labels = [default_label(p) for p in paths]
@@ -281,7 +283,7 @@ def load_models(paths: Sequence[str | Path], labels: Sequence[str] | None = None
         raise ValueError(f"labels: expected one per model ({len(paths)}), got {len(labels)}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"labels: expected distinct names, got {list(labels)} (give --labels)")
-    return {label: load_acoustic_model(p)[0] for label, p in zip(labels, paths)}
+    return {label: load_float_model(p)[0] for label, p in zip(labels, paths)}
 
 
 def _features(model, path: Path) -> Tensor:

@@ -92,8 +92,9 @@ class Calibrator:
 
 
 def default_calibration_path(model_path: str | Path) -> Path:
-    """``calibration.json`` in the model file's directory."""
-    return Path(model_path).parent / CALIBRATION_FILE
+    """``calibration.json`` in the model file's directory, or in the model folder."""
+    path = Path(model_path)
+    return (path if path.is_dir() else path.parent) / CALIBRATION_FILE
 
 
 def load_calibrator(path: str | Path) -> Calibrator:
@@ -272,11 +273,12 @@ def calibrate(model, tokenizer, dev_cuts, cfg: CalibrationConfig | None = None, 
 def calibrate_files(model_path: str | Path, dev_cuts: str | Path, out: str | Path | None = None,
                     cfg: CalibrationConfig | None = None, test_cuts: str | Path | None = None,
                     report_dir: str | Path | None = None, max_duration: float = DecodeConfig.max_duration) -> Path:
-    """``calibrate`` a model file on a dev manifest and save the calibrator (default: beside the model)."""
+    """``calibrate`` a model (any format ``asr decode`` reads) on a dev manifest and save the calibrator
+    (default: beside the model file, or inside the model folder, where ``Recognizer`` finds it)."""
     from ..data.cuts import load_cuts
-    from ..model.checkpoint import load_model
+    from ..model.files import load_acoustic_model
 
-    model, tokenizer = load_model(model_path)
+    model, tokenizer, _ = load_acoustic_model(model_path)
     test = load_cuts(test_cuts) if test_cuts is not None else None
     calibrator = calibrate(model, tokenizer, load_cuts(dev_cuts), cfg, test, report_dir, max_duration)
     path = calibrator.save(out if out is not None else default_calibration_path(model_path))

@@ -50,8 +50,9 @@ class LMParams:
 
 
 def default_params_path(model_path: str | Path) -> Path:
-    """``lm-params.yaml`` in the model file's directory."""
-    return Path(model_path).parent / LM_PARAMS_FILE
+    """``lm-params.yaml`` in the model file's directory, or in the model folder."""
+    path = Path(model_path)
+    return (path if path.is_dir() else path.parent) / LM_PARAMS_FILE
 
 
 def write_lm_params(params: LMParams, path: str | Path) -> Path:

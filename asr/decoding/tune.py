@@ -19,6 +19,7 @@ from lhotse import CutSet
 
 from ..config import DecodeConfig, SearchConfig, TuneConfig
 from ..data.cuts import FeatureBatcher, eval_batches
+from ..model.files import model_device
 from ..scoring.score import score
 from .resolve import LMParams, make_search
 from .search import BeamSearch, inheritable, process_pool
@@ -58,7 +59,7 @@ def cut_emissions(model, cuts: CutSet, max_duration: float = DecodeConfig.max_du
     """Run the model once: cut ids, references and (T_i, V) float32 log-probs per cut (of ``shard``:
     the cuts of its batches, see ``asr.data.cuts.eval_batches``)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     batcher = FeatureBatcher(model.cfg.features)
     ids, refs, emissions = [], {}, []
     for batch_cuts in eval_batches(cuts, max_duration, shard):

@@ -36,7 +36,7 @@ from .outputs import FORMATS, Transcript, write_outputs
 from .shards import open_shard, run_key
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
-__all__ = ["Pretrained", "load_pretrained", "place_model", "resolve_device", "Recognizer", "decode", "transcribe"]
+__all__ = ["Pretrained", "load_pretrained", "load_placed", "place_model", "resolve_device", "Recognizer", "decode", "transcribe"]
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,14 @@ class Recognizer:
         return decode_cuts(self.model, cuts, self.search, max_duration, num_workers, shard)
 
 
+def load_placed(model_path: str | Path, device: str, part) -> tuple[Any, Any]:
+    """(model, tokenizer) of ``model_path`` on the device of this process's share ``part`` (``open_shard``);
+    ONNX and int8 models stay on the CPU ("auto" is the CPU for them)."""
+    model, tokenizer, extras = load_acoustic_model(model_path)
+    rank_device = device if _cpu_only(extras) else part.device(device)
+    return place_model(model, extras, rank_device, model_path), tokenizer
+
+
 def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
            methods: Sequence[str] = (SearchConfig.method,), search_options: dict | None = None,
            lm_params: str | Path | None = None, name: str = DecodeConfig.name,
@@ -257,10 +265,9 @@ def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
     given = {k: v for k, v in (search_options or {}).items() if v is not None}
     part = open_shard(shard, run_key([model_path, cuts_path], methods=list(methods), options=given,
                                      lm_params=lm_params, max_duration=max_duration))
-    model, tokenizer, extras = load_acoustic_model(model_path)
+    model, tokenizer = load_placed(model_path, device, part)
     cuts = load_cuts(cuts_path)
-    rank_device = device if _cpu_only(extras) else part.device(device)  # "auto" is the CPU for ONNX and int8
-    recognizer = Recognizer(place_model(model, extras, rank_device, model_path), tokenizer, model_path=model_path)
+    recognizer = Recognizer(model, tokenizer, model_path=model_path)
     written = []
     for method in methods:
         options = {k: v for k, v in given.items() if k in method_options(method)}

@@ -9,8 +9,7 @@ from ..config import DecodeConfig, SearchConfig, TranscribeConfig, TuneConfig
 from ..data.cuts import load_cuts
 from ..decoding.resolve import default_params_path, write_lm_params
 from ..decoding.tune import best_params, point_errors, search_points
-from ..model.checkpoint import load_model
-from .recognizer import resolve_device
+from .recognizer import load_placed
 from .shards import open_shard, run_key
 
 __all__ = ["tune_files"]
@@ -23,14 +22,16 @@ def tune_files(model_path: str | Path, cuts_path: str | Path, lm: str | Path, le
                beam_threshold: float = SearchConfig.beam_threshold, num_workers: int = DecodeConfig.num_workers,
                max_duration: float = DecodeConfig.max_duration, device: str = TranscribeConfig.device,
                shard: str | None = None) -> Path | None:
-    """``asr tune``: ``asr.decoding.tune.tune`` a model file on a cut manifest and write the best point as YAML.
+    """``asr tune``: ``asr.decoding.tune.tune`` a model (any format ``asr decode`` reads) on a cut manifest and
+    write the best point as YAML.
 
     Under torchrun, or with ``shard`` "I/N" (a job of a job array), each process scores every
     point on its share of the cuts (``asr.inference.shards``); the summed error counts give the
     WERs of the unsharded run, and one process writes the file.
 
     Args:
-        out: the YAML file (default: ``lm-params.yaml`` next to the model, read by beam-lm decoding).
+        out: the YAML file (default: ``lm-params.yaml`` next to the model file, read by its beam-lm
+            decoding; inside a model folder).
         cfg: the points searched and the beam size.
         device: where the model runs ("cuda" under torchrun: each rank's own GPU).
     Returns:
@@ -43,8 +44,7 @@ def tune_files(model_path: str | Path, cuts_path: str | Path, lm: str | Path, le
     files = [model_path, cuts_path, lm] + ([lexicon] if lexicon else [])
     part = open_shard(shard, run_key(files, points=points, beam=[cfg.beam_size, beam_threshold],
                                      max_duration=max_duration))
-    model, tokenizer = load_model(model_path)
-    model.to(resolve_device(part.device(device)))
+    model, tokenizer = load_placed(model_path, device, part)
     errors = point_errors(model, tokenizer, load_cuts(cuts_path), lm, lexicon, points, cfg.beam_size, beam_threshold,
                           num_workers, max_duration, part.part)
     errors = part.sum_counts(errors, out.parent / "shards", out.stem)
