@@ -369,7 +369,7 @@ def test_tune_and_calibrate_take_every_format_that_decodes(models, cuts, word_lm
     assert main(["tune", str(path), str(cuts), "--lm", str(lm), "--lexicon", str(lexicon), "--points", "2",
                  "--beam", "8", "--max-duration", DECODE_MAX_DURATION]) == 0
     params = yaml.safe_load(default_params_path(path).read_text())
-    assert default_params_path(path).parent == (path if path.is_dir() else tmp_path)
+    assert default_params_path(path).parent == tmp_path
     points = [(t["lm_weight"], t["word_score"]) for t in params["trials"]]
     errors = point_errors(_direct_model(models, name), TOKENIZER, load_cuts(cuts), lm, lexicon, points, 8)
     assert [t["wer"] for t in params["trials"]] == pytest.approx([100 * e / n for e, n in errors])

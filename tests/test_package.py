@@ -233,9 +233,11 @@ def test_package_refuses_to_overwrite_other_folders(exp, tmp_path, capsys):
     assert (tmp_path / "data" / "keep.txt").read_text() == "x"
 
 
-def test_recognizer_takes_a_folder_lm_tuned_values_and_calibration(exp, an4_dir, tmp_path):
-    """from_pretrained(folder, "beam-lm") searches with the folder's own LM, lexicon and tuned weights, as the
-    .pt file does with them given by hand; a calibration.json in the folder maps the word confidences."""
+def test_recognizer_takes_a_folder_lm_tuned_values_and_calibration(exp, an4_dir, an4_manifests, tmp_path):
+    """from_pretrained(folder, "beam-lm"), with_search("beam-lm") and ``asr decode FOLDER --method beam-lm``
+    search with the folder's own LM, lexicon and tuned weights, as the .pt file does with them given by hand;
+    a calibration.json in the folder maps the word confidences."""
+    from asr.data.cuts import load_cuts
     from asr import Recognizer
     from asr.decoding.confidence import Calibrator
 
@@ -260,6 +262,12 @@ def test_recognizer_takes_a_folder_lm_tuned_values_and_calibration(exp, an4_dir,
     got = by_folder.transcribe(wav)
     assert got.text == expected.text and set(got.text.split()) <= {"YES", "NO"}
     assert [(w.word, w.start, w.end) for w in got.words] == [(w.word, w.start, w.end) for w in expected.words]
+    assert Recognizer.from_pretrained(folder).with_search("beam-lm").search.options == by_folder.search.options
+    cuts = load_cuts(an4_manifests / "an4_cuts_test.jsonl.gz").filter(lambda cut: cut.id == UTTS[0]).to_eager()
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    assert main(["decode", str(folder), str(tmp_path / "cuts.jsonl.gz"), "--method", "beam-lm", "--out-dir",
+                 str(tmp_path / "decode")]) == 0
+    assert (tmp_path / "decode" / "hyp-test-beam-lm.txt").read_text() == f"{UTTS[0]} {expected.text}\n"
     calibrated = tmp_path / "calibrated"
     shutil.copytree(folder, calibrated)
     Calibrator("platt", {"a": 0.0, "b": 0.0}).save(calibrated / "calibration.json")  # every confidence -> 0.5

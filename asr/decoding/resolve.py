@@ -50,9 +50,8 @@ class LMParams:
 
 
 def default_params_path(model_path: str | Path) -> Path:
-    """``lm-params.yaml`` in the model file's directory, or in the model folder."""
-    path = Path(model_path)
-    return (path if path.is_dir() else path.parent) / LM_PARAMS_FILE
+    """``lm-params.yaml`` in the directory of the model file (or folder)."""
+    return Path(model_path).parent / LM_PARAMS_FILE
 
 
 def write_lm_params(params: LMParams, path: str | Path) -> Path:

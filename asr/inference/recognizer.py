@@ -78,6 +78,22 @@ class Pretrained(NamedTuple):
     search: GreedySearch | BeamSearch  # with the model's frame shift (words carry times)
     calibrator: Calibrator | None  # from calibration.json beside the model, if any
     model_path: Path | None  # the model file (its lm-params.yaml lies beside it); None for a folder
+    folder_options: dict  # a folder's LM, lexicon and tuned values for beam-lm (``ModelExtras.beam_lm_options``)
+
+
+def _origin(path: str | Path, extras: ModelExtras) -> tuple[Path | None, dict]:
+    """(the model file, None for a folder; the folder's beam-lm options, empty for a file)."""
+    if extras.source.is_dir():
+        return None, extras.beam_lm_options()
+    return Path(path), {}
+
+
+def _search(tokenizer, method: str, search_options: dict, lm_params: str | Path | None, model_path: Path | None,
+            folder_options: dict, shift: float) -> GreedySearch | BeamSearch:
+    """``make_search``; a beam-lm without ``lm_params`` takes a folder's LM and tuned values under the options given."""
+    if method == "beam-lm" and folder_options and lm_params is None:
+        search_options = {**folder_options, **{k: v for k, v in search_options.items() if v is not None}}
+    return make_search(tokenizer, method, search_options, lm_params, model_path=model_path, frame_shift=shift)
 
 
 def load_pretrained(path: str | Path, method: str = SearchConfig.method, lm_params: str | Path | None = None,
@@ -89,15 +105,11 @@ def load_pretrained(path: str | Path, method: str = SearchConfig.method, lm_para
     check_options(method, search_options, lm_params)  # before the (slow) model load
     model, tokenizer, extras = load_acoustic_model(path)
     model = place_model(model, extras, device, path)
-    folder = extras.source if extras.source.is_dir() else None
-    model_path = Path(path) if folder is None else None  # a file's lm-params.yaml lies beside it
-    if method == "beam-lm" and folder is not None and lm_params is None:  # the folder's LM and tuned values
-        search_options = {**extras.beam_lm_options(), **{k: v for k, v in search_options.items() if v is not None}}
-    search = make_search(tokenizer, method, search_options, lm_params, model_path=model_path,
-                         frame_shift=frame_shift(model))
-    calibration = folder / CALIBRATION_FILE if folder is not None else default_calibration_path(path)
+    model_path, folder_options = _origin(path, extras)
+    search = _search(tokenizer, method, search_options, lm_params, model_path, folder_options, frame_shift(model))
+    calibration = default_calibration_path(model_path or extras.source)  # beside the file, inside the folder
     calibrator = load_calibrator(calibration) if calibration.is_file() else None  # from 'asr calibrate'
-    return Pretrained(model, tokenizer, search, calibrator, model_path)
+    return Pretrained(model, tokenizer, search, calibrator, model_path, folder_options)
 
 
 class Recognizer:
@@ -112,15 +124,17 @@ class Recognizer:
         channel: the channel of multi-channel files to use (default: their average).
         model_path: the file the model came from (its ``lm-params.yaml`` serves ``with_search``).
         calibrator: maps word confidences; ``from_pretrained`` reads ``calibration.json`` beside the model.
+        folder_options: a model folder's LM, lexicon and tuned values, for ``with_search("beam-lm")``.
     """
 
     def __init__(self, model, tokenizer, search: GreedySearch | BeamSearch | None = None, *,
                  batch_size: int = TranscribeConfig.batch_size, segment: SegmentConfig | None = None,
                  channel: int | None = None, model_path: str | Path | None = None,
-                 calibrator: Calibrator | None = None):
+                 calibrator: Calibrator | None = None, folder_options: dict | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_path = Path(model_path) if model_path is not None else None
+        self.folder_options = dict(folder_options or {})
         self.frame_shift = frame_shift(model)
         self.calibrator = calibrator
         self._transcriber = Transcriber(model, tokenizer, search, batch_size, segment, channel, calibrator=calibrator)
@@ -151,15 +165,17 @@ class Recognizer:
         """
         loaded = load_pretrained(path, method, lm_params, search_options, device)
         return cls(loaded.model, loaded.tokenizer, loaded.search, batch_size=batch_size, segment=segment,
-                   channel=channel, model_path=loaded.model_path, calibrator=loaded.calibrator)
+                   channel=channel, model_path=loaded.model_path, calibrator=loaded.calibrator,
+                   folder_options=loaded.folder_options)
 
     def with_search(self, method: str, lm_params: str | Path | None = None, **search_options: Any) -> Recognizer:
         """The same model (not copied) with another search, e.g. ``r.with_search("beam", beam_size=32)``."""
-        search = make_search(self.tokenizer, method, search_options, lm_params, model_path=self.model_path,
-                             frame_shift=self.frame_shift)
+        search = _search(self.tokenizer, method, search_options, lm_params, self.model_path, self.folder_options,
+                         self.frame_shift)
         t = self._transcriber
         return Recognizer(self.model, self.tokenizer, search, batch_size=t.batch_size, segment=t.segment,
-                          channel=t.channel, model_path=self.model_path, calibrator=self.calibrator)
+                          channel=t.channel, model_path=self.model_path, calibrator=self.calibrator,
+                          folder_options=self.folder_options)
 
     def _transcriber_for(self, batch_size: int | None, nbest: int | None) -> Transcriber:
         t = self._transcriber
@@ -241,12 +257,12 @@ class Recognizer:
         return decode_cuts(self.model, cuts, self.search, max_duration, num_workers, shard)
 
 
-def load_placed(model_path: str | Path, device: str, part) -> tuple[Any, Any]:
-    """(model, tokenizer) of ``model_path`` on the device of this process's share ``part`` (``open_shard``);
-    ONNX and int8 models stay on the CPU ("auto" is the CPU for them)."""
+def load_placed(model_path: str | Path, device: str, part) -> tuple[Any, Any, ModelExtras]:
+    """(model, tokenizer, extras) of ``model_path``, the model on the device of this process's share ``part``
+    (``open_shard``); ONNX and int8 models stay on the CPU ("auto" is the CPU for them)."""
     model, tokenizer, extras = load_acoustic_model(model_path)
     rank_device = device if _cpu_only(extras) else part.device(device)
-    return place_model(model, extras, rank_device, model_path), tokenizer
+    return place_model(model, extras, rank_device, model_path), tokenizer, extras
 
 
 def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
@@ -265,9 +281,10 @@ def decode(model_path: str | Path, cuts_path: str | Path, out_dir: str | Path,
     given = {k: v for k, v in (search_options or {}).items() if v is not None}
     part = open_shard(shard, run_key([model_path, cuts_path], methods=list(methods), options=given,
                                      lm_params=lm_params, max_duration=max_duration))
-    model, tokenizer = load_placed(model_path, device, part)
+    model, tokenizer, extras = load_placed(model_path, device, part)
     cuts = load_cuts(cuts_path)
-    recognizer = Recognizer(model, tokenizer, model_path=model_path)
+    file_path, folder_options = _origin(model_path, extras)
+    recognizer = Recognizer(model, tokenizer, model_path=file_path, folder_options=folder_options)
     written = []
     for method in methods:
         options = {k: v for k, v in given.items() if k in method_options(method)}

@@ -30,8 +30,8 @@ def tune_files(model_path: str | Path, cuts_path: str | Path, lm: str | Path, le
     WERs of the unsharded run, and one process writes the file.
 
     Args:
-        out: the YAML file (default: ``lm-params.yaml`` next to the model file, read by its beam-lm
-            decoding; inside a model folder).
+        out: the YAML file (default: ``lm-params.yaml`` next to the model file or folder; a file's beam-lm
+            decoding reads it from there, a folder's takes it with ``lm_params``).
         cfg: the points searched and the beam size.
         device: where the model runs ("cuda" under torchrun: each rank's own GPU).
     Returns:
@@ -44,7 +44,7 @@ def tune_files(model_path: str | Path, cuts_path: str | Path, lm: str | Path, le
     files = [model_path, cuts_path, lm] + ([lexicon] if lexicon else [])
     part = open_shard(shard, run_key(files, points=points, beam=[cfg.beam_size, beam_threshold],
                                      max_duration=max_duration))
-    model, tokenizer = load_placed(model_path, device, part)
+    model, tokenizer, _ = load_placed(model_path, device, part)
     errors = point_errors(model, tokenizer, load_cuts(cuts_path), lm, lexicon, points, cfg.beam_size, beam_threshold,
                           num_workers, max_duration, part.part)
     errors = part.sum_counts(errors, out.parent / "shards", out.stem)
