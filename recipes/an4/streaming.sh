@@ -14,7 +14,7 @@
 #   2 average   last $avg epoch checkpoints -> EXP/model.pt
 #   3 lexicon   3gram.arpa spelled in EXP/model.pt's units -> EXP/lexicon.txt
 #   4 tune      LM weight and word score on dev -> EXP/lm-params.yaml
-#   5 decode    test cuts, greedy and beam-lm -> EXP/decode/hyp-test-{greedy,beam-lm}.txt
+#   5 decode    test cuts, greedy and beam-lm -> exp-streaming/hyp-test-EXP-{greedy,beam-lm}.txt
 #   6 score     every system (and the offline one) vs text_test -> exp-streaming/wer-summary.txt
 #
 # Algorithmic latency (asr/model/encoder.py): unidirectional La * k * hop + (win - hop); LC-BLSTM
