@@ -524,13 +524,14 @@ def serve(model_path: str | Path, cfg: ServerConfig | None = None, stream_cfg: S
         raise ValueError(f"device: asr serve runs its model on the CPU, got {device!r}")
     loaded = load_pretrained(model_path, method, lm_params, search_options, "cpu")
     recognizer = Recognizer(loaded.model, loaded.tokenizer, loaded.search, model_path=loaded.model_path,
-                            calibrator=loaded.calibrator)
+                            calibrator=loaded.calibrator, folder_options=loaded.folder_options)
     prototype = None
-    if getattr(getattr(loaded.model, "encoder", None), "streamable", False):  # an ONNX export has no encoder
+    encoder = getattr(loaded.model, "encoder", None)  # an ONNX export has none
+    if encoder is not None and encoder.streamable:
         prototype = Stream(loaded.model, loaded.tokenizer, stream_cfg, loaded.search, calibrator=loaded.calibrator)
     else:
-        log.warning("%s cannot stream (a full-utterance bidirectional encoder): serving the page and POST "
-                    "/transcribe only", model_path)
+        why = "a full-utterance bidirectional encoder" if encoder is not None else "an ONNX graph runs whole utterances"
+        log.warning("%s cannot stream (%s): serving the page and POST /transcribe only", model_path, why)
     torch.set_num_threads(cfg.torch_threads)  # the worker threads are the parallelism
     asyncio.run(run_server(prototype, cfg, recognizer=recognizer))
     log.info("stopped")
