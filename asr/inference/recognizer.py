@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..audio.io import AudioError, audio_info
 from ..config import DecodeConfig, SearchConfig, SegmentConfig, TranscribeConfig
 from ..data.cuts import load_cuts
-from ..decoding.confidence import CALIBRATION_FILE, Calibrator, default_calibration_path, load_calibrator
+from ..decoding.confidence import Calibrator, default_calibration_path, load_calibrator
 from ..decoding.resolve import check_options, make_search, method_options
 from ..decoding.search import BeamSearch, GreedySearch, decode_cuts, frame_shift, hypothesis_lines
 from ..model.files import ModelExtras, load_acoustic_model
@@ -36,7 +36,8 @@ from .outputs import FORMATS, Transcript, write_outputs
 from .shards import open_shard, run_key
 from .transcribe import TranscribeSummary, Transcriber, Waveform, find_audio
 
-__all__ = ["Pretrained", "load_pretrained", "load_placed", "place_model", "resolve_device", "Recognizer", "decode", "transcribe"]
+__all__ = ["Pretrained", "load_pretrained", "load_placed", "place_model", "resolve_device", "Recognizer", "decode",
+           "transcribe"]
 
 log = logging.getLogger(__name__)
 
