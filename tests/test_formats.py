@@ -362,8 +362,8 @@ def _own_copy(models: Path, name: str, tmp: Path) -> Path:
 
 @pytest.mark.parametrize("name", [name for name, (_, kind) in FORMATS.items() if kind is not None])
 def test_tune_and_calibrate_take_every_format_that_decodes(models, cuts, word_lm, tmp_path, name):
-    """``asr tune`` and ``asr calibrate`` load what ``asr decode`` loads, and write their files where the model's
-    own decoding reads them: beside a model file, inside a model folder."""
+    """``asr tune`` and ``asr calibrate`` load what ``asr decode`` loads; lm-params.yaml goes beside the model file
+    or folder, calibration.json where ``Recognizer`` reads it: beside a model file, inside a model folder."""
     path = _own_copy(models, name, tmp_path)
     lm, lexicon = word_lm / "lm.arpa", word_lm / "lexicon.txt"
     assert main(["tune", str(path), str(cuts), "--lm", str(lm), "--lexicon", str(lexicon), "--points", "2",
